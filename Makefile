@@ -1,0 +1,98 @@
+# shmx -- the two commands that matter:
+#   make demo   a live producer and readers for ~10 s, then exits 0
+#   make test   every test (C, sanitizers, Python, fuzz smoke), installing
+#               what it needs on a fresh Debian machine
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+BUILD := build
+ASAN_BUILD := build-asan
+TSAN_BUILD := build-tsan
+FUZZ_BUILD := build-fuzz
+MESON := $(VENV)/bin/meson
+PIP_DEPS := meson ninja meson-python pytest pytest-timeout numpy
+JOBS ?= 2
+FUZZ_SECONDS ?= 20
+
+.PHONY: all build demo test deps test-c test-asan test-tsan test-python \
+        test-python-asan test-fuzz fuzz-deps bench clean py
+
+all: build
+
+# ---- dependencies ---------------------------------------------------------
+$(VENV)/.stamp:
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q $(PIP_DEPS)
+	touch $@
+deps: $(VENV)/.stamp
+
+# clang + libFuzzer runtime for the fuzz targets (Debian packages).
+fuzz-deps:
+	@command -v clang-14 >/dev/null && [ -e "$$(clang-14 -print-resource-dir)/lib/linux/libclang_rt.fuzzer-x86_64.a" ] || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-14 libclang-rt-14-dev >/dev/null; }
+
+# ---- C build --------------------------------------------------------------
+$(BUILD)/build.ninja: | deps
+	$(MESON) setup $(BUILD) --buildtype=release
+build: $(BUILD)/build.ninja
+	$(MESON) compile -C $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/tools/shmx demo --duration 10
+
+bench: build
+	$(BUILD)/bench/shmx-bench
+
+# ---- tests ----------------------------------------------------------------
+test: test-c test-asan test-tsan test-python test-python-asan test-fuzz
+	@echo "make test: all suites passed"
+
+test-c: build
+	$(MESON) test -C $(BUILD) --print-errorlogs --num-processes $(JOBS)
+
+$(ASAN_BUILD)/build.ninja: | deps
+	$(MESON) setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined \
+	  -Db_lundef=false -Dc_args=-fno-sanitize-recover=undefined
+test-asan: $(ASAN_BUILD)/build.ninja
+	$(MESON) compile -C $(ASAN_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MESON) test -C $(ASAN_BUILD) --print-errorlogs --num-processes $(JOBS) --timeout-multiplier 3
+
+$(TSAN_BUILD)/build.ninja: | deps
+	$(MESON) setup $(TSAN_BUILD) --buildtype=debug -Db_sanitize=thread -Db_lundef=false
+test-tsan: $(TSAN_BUILD)/build.ninja
+	$(MESON) compile -C $(TSAN_BUILD) -j $(JOBS)
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(MESON) test -C $(TSAN_BUILD) --suite threads --print-errorlogs --num-processes 1 --timeout-multiplier 4
+
+# Python: install the package into the venv (serialised: helpers share it).
+py: deps
+	flock $(VENV)/.lock $(VPY) -m pip install -q --no-build-isolation --force-reinstall --no-deps .
+test-python: py
+	cd tests/python && ../../$(VENV)/bin/pytest -q -p no:cacheprovider . 2>&1 | tail -n 40; exit $${PIPESTATUS[0]}
+
+# The extension built with ASan+UBSan, run with the runtime preloaded.
+$(VENV)-asan/.stamp:
+	$(PY) -m venv $(VENV)-asan
+	$(VENV)-asan/bin/python -m pip install -q --upgrade pip
+	$(VENV)-asan/bin/python -m pip install -q $(PIP_DEPS)
+	touch $@
+test-python-asan: $(VENV)-asan/.stamp
+	$(VENV)-asan/bin/python -m pip install -q --no-build-isolation --force-reinstall --no-deps \
+	  -Csetup-args=-Db_sanitize=address,undefined -Csetup-args=-Db_lundef=false \
+	  -Csetup-args=-Dbuildtype=debug -Cbuild-dir=$(ASAN_BUILD)-py .
+	cd tests/python && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  SHMX_SANITIZED=1 ../../$(VENV)-asan/bin/pytest -q -p no:cacheprovider -m "not nosan" . 2>&1 | tail -n 40; exit $${PIPESTATUS[0]}
+
+$(FUZZ_BUILD)/build.ninja: | deps fuzz-deps
+	CC=clang-14 $(MESON) setup $(FUZZ_BUILD) --buildtype=debug -Dfuzz=true -Dtests=false \
+	  -Db_sanitize=address,undefined -Db_lundef=false
+test-fuzz: $(FUZZ_BUILD)/build.ninja
+	$(MESON) compile -C $(FUZZ_BUILD) -j $(JOBS)
+	bash fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)-py

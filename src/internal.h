@@ -1,0 +1,111 @@
+/*
+ * internal.h -- declarations shared by libshmx's modules (not installed).
+ * Internal names use the shmx__ prefix; public ones shmx_.
+ */
+#ifndef SHMX_INTERNAL_H
+#define SHMX_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shmx.h"
+
+#if defined(__GNUC__)
+#  define SHMX__LIKELY(x) __builtin_expect(!!(x), 1)
+#  define SHMX__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define SHMX__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#  define SHMX__LIKELY(x) (x)
+#  define SHMX__UNLIKELY(x) (x)
+#  define SHMX__PRINTF(a, b)
+#endif
+
+/* testcase(X): marks an edge path that tests must reach (SQLite's idea).
+ * Compiled to nothing; grep for it to see the list. */
+#define testcase(X) ((void)0)
+
+/* ---- errors.c: thread-local detail message ----------------------------- */
+
+/* Record err with a printf-style detail for shmx_errmsg(); returns err. */
+int shmx__err(int err, const char *fmt, ...) SHMX__PRINTF(2, 3);
+/* Record -errno_value with a detail; returns -errno_value. */
+int shmx__syserr(int errno_value, const char *fmt, ...) SHMX__PRINTF(2, 3);
+
+/* ---- util.c: checked arithmetic ---------------------------------------- */
+
+/* *out = a + b / a * b; return false on overflow. */
+static inline bool shmx__add_ok(uint64_t a, uint64_t b, uint64_t *out) {
+  return !__builtin_add_overflow(a, b, out);
+}
+static inline bool shmx__mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
+/* Round v up to a multiple of the power of two a; false on overflow. */
+static inline bool shmx__align_ok(uint64_t v, uint64_t a, uint64_t *out) {
+  uint64_t t;
+  if (!shmx__add_ok(v, a - 1, &t)) return false;
+  *out = t & ~(a - 1);
+  return true;
+}
+/* True if [off, off+len) lies inside [0, size), written so it cannot
+ * overflow. */
+static inline bool shmx__range_ok(uint64_t off, uint64_t len, uint64_t size) {
+  return off <= size && len <= size - off;
+}
+
+/* ---- posix/shm.c: shared memory and files ------------------------------ */
+
+/* Segment path name for channel `name` ("/shmx.<name>") into buf. */
+int shmx__seg_path(const char *name, char *buf, size_t cap);
+/* shm_open with O_CLOEXEC; retries EINTR. Returns fd or -errno. */
+int shmx__shm_open(const char *segname, int oflag, unsigned mode);
+int shmx__shm_unlink(const char *segname);
+/* Size of an open file in bytes, or -errno. */
+int shmx__fd_size(int fd, uint64_t *size);
+int shmx__fd_truncate(int fd, uint64_t size);
+/* Allocate backing pages (tmpfs) so later writes cannot SIGBUS on ENOSPC. */
+int shmx__fd_allocate(int fd, uint64_t size);
+/* mmap; prot: 1 read, 2 write. populate pre-faults. Returns 0 or -errno. */
+int shmx__map(int fd, uint64_t off, uint64_t len, int prot, bool populate,
+              void **out);
+void shmx__unmap(void *p, uint64_t len);
+void shmx__close(int fd);
+/* flock(): excl or shared, non-blocking. 0, -EWOULDBLOCK or -errno. */
+int shmx__lock(int fd, bool excl);
+void shmx__unlock(int fd);
+/* The directory listing POSIX shared memory ("/dev/shm" on Linux). */
+const char *shmx__shm_dir(void);
+size_t shmx__page_size(void);
+
+/* ---- posix/sync.c: futex, processes, clocks, randomness ---------------- */
+
+/* Wait while *addr == val, up to timeout_ns (< 0 forever). 0 when woken or
+ * the value differed, SHMX_E_TIMEOUT, or -EINTR. Cross-process futex. */
+int shmx__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
+/* Wake up to n waiters (INT32_MAX for all). */
+void shmx__futex_wake(_Atomic uint32_t *addr, int n);
+/* 1 if process pid exists, 0 if not, -1 if it cannot be told. */
+int shmx__pid_alive(int32_t pid);
+int32_t shmx__getpid(void);
+uint64_t shmx__mono_ns(void);
+uint64_t shmx__real_ns(void);
+/* 64 random bits from the OS (getrandom), never 0. */
+uint64_t shmx__random64(void);
+/* Sleep for ns (used only in slow retry paths, never in publish/read). */
+void shmx__sleep_ns(uint64_t ns);
+static inline void shmx__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- crc32c.c ---------------------------------------------------------- */
+
+uint32_t shmx__crc32c(uint32_t crc, const void *data, size_t len);
+
+#endif /* SHMX_INTERNAL_H */
