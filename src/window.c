@@ -1,0 +1,2 @@
+/* window manager: placeholder until issue 5 lands */
+typedef int shmx__window_placeholder;
