@@ -143,7 +143,7 @@ struct shmx__reader {
   _Atomic uint64_t frames_dropped; /* 40 */
   uint64_t attach_ns;          /* 48 */
   _Atomic uint32_t state;      /* 56  SHMX__RD_* */
-  uint32_t pad0;               /* 60 */
+  _Atomic uint32_t waiting;    /* 60  1 while counted in header.waiters */
   _Atomic uint64_t ring_head;  /* 64  bytes ever written by the reader */
   uint8_t pad1[56];            /* 72 */
   _Atomic uint64_t ring_tail;  /* 128 bytes ever consumed by the producer */
@@ -236,6 +236,7 @@ SHMX__OFF(shmx__reader, frames_read, 32);
 SHMX__OFF(shmx__reader, frames_dropped, 40);
 SHMX__OFF(shmx__reader, attach_ns, 48);
 SHMX__OFF(shmx__reader, state, 56);
+SHMX__OFF(shmx__reader, waiting, 60);
 SHMX__OFF(shmx__reader, ring_head, 64);
 SHMX__OFF(shmx__reader, ring_tail, 128);
 SHMX__OFF(shmx__reader, ring_resets, 136);

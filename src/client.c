@@ -1,0 +1,486 @@
+/*
+ * client.c -- the reader: attach, latest/next/wait, pinning, control send,
+ * liveness.
+ *
+ * Reading a frame (see docs/design.md, "reading"):
+ *   1. pin the slot (set our bit in its pin bitmap, seq_cst);
+ *   2. load seq (seq_cst): it must be 2*frame_id, else unpin and retry;
+ *   3. copy and validate the metadata and the record table against the
+ *      slot size; 4. re-load seq: unchanged means the bytes we validated are
+ *      the published ones, and the pin keeps them so while we hold it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "control.h"
+#include "registry.h"
+#include "schema.h"
+#include "segment.h"
+
+#define PROBE_INTERVAL_NS (100u * 1000 * 1000)
+#define READ_RETRIES 1000
+#define RETRY 1
+
+struct shmx_client {
+  shmx__seg seg;
+  shmx__schema schema;
+  uint32_t slot;               /* our reader slot */
+  uint64_t id;                 /* our reader id */
+  uint64_t last_id;            /* last frame returned */
+  uint32_t *pinref;            /* per frame slot: frames we hold there */
+  shmx_frame_stream **fs;      /* per frame slot: parsed record table */
+  uint64_t probe_ns, probe_seq;
+};
+
+static int pin(shmx_client *cl, uint32_t s) {
+  if (cl->pinref[s]++ == 0)
+    atomic_fetch_or(&shmx__pins(&cl->seg, s)[cl->slot >> 6],
+                    1ull << (cl->slot & 63));
+  return 0;
+}
+
+static void unpin(shmx_client *cl, uint32_t s) {
+  if (cl->pinref[s] == 0) return;
+  if (--cl->pinref[s] == 0)
+    atomic_fetch_and(&shmx__pins(&cl->seg, s)[cl->slot >> 6],
+                     ~(1ull << (cl->slot & 63)));
+}
+
+int shmx_client_open(const char *name, shmx_client **out) {
+  int rc;
+  if (!out) return shmx__err(SHMX_E_ARG, "out is NULL");
+  *out = NULL;
+  shmx_client *cl = calloc(1, sizeof *cl);
+  if (!cl) return shmx__err(SHMX_E_ENOMEM, "client");
+  if ((rc = shmx__seg_attach(name, SHMX__ATTACH_RW, &cl->seg))) {
+    free(cl);
+    return rc;
+  }
+  struct shmx__hdr *h = shmx__hdr(&cl->seg);
+  if (atomic_load(&h->state) == SHMX__ST_CLOSED) {
+    rc = shmx__err(SHMX_E_CLOSED, "channel '%s'", name);
+    goto fail;
+  }
+  if (shmx__seg_owner_alive(cl->seg.fd) == 0) {
+    rc = shmx__err(SHMX_E_DEAD, "channel '%s': producer pid %d is gone", name,
+                   (int)cl->seg.owner_pid);
+    goto fail;
+  }
+  cl->pinref = calloc(cl->seg.g.slots, sizeof *cl->pinref);
+  cl->fs = calloc(cl->seg.g.slots, sizeof *cl->fs);
+  if (!cl->pinref || !cl->fs) {
+    rc = shmx__err(SHMX_E_ENOMEM, "client");
+    goto fail;
+  }
+  uint32_t gen = atomic_load(&h->static_gen);
+  uint64_t used = atomic_load_explicit(&h->static_used, memory_order_acquire);
+  if ((rc = shmx__schema_parse(shmx__static_area(&cl->seg), used,
+                               cl->seg.g.static_cap, gen, &cl->schema))) {
+    shmx__err(rc, "channel '%s': %s", name, shmx_errmsg());
+    goto fail;
+  }
+  if ((rc = shmx__reg_claim(&cl->seg, &cl->slot, &cl->id))) goto fail;
+  cl->probe_ns = shmx__mono_ns();
+  *out = cl;
+  return 0;
+fail:
+  shmx__schema_free(&cl->schema);
+  shmx__seg_detach(&cl->seg);
+  free(cl->pinref);
+  free(cl->fs);
+  free(cl);
+  return rc;
+}
+
+void shmx_client_close(shmx_client *cl) {
+  if (!cl) return;
+  for (uint32_t s = 0; s < cl->seg.g.slots; s++) {
+    if (cl->pinref[s]) {
+      cl->pinref[s] = 1;
+      unpin(cl, s);
+    }
+    free(cl->fs[s]);
+  }
+  struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
+  if (atomic_load(&r->owner) == cl->id && atomic_exchange(&r->waiting, 0))
+    atomic_fetch_sub(&shmx__hdr(&cl->seg)->waiters, 1);
+  shmx__reg_release(&cl->seg, cl->slot, cl->id);
+  shmx__schema_free(&cl->schema);
+  shmx__seg_detach(&cl->seg);
+  free(cl->pinref);
+  free(cl->fs);
+  free(cl);
+}
+
+static inline int reaped(const shmx_client *cl) {
+  return atomic_load_explicit(&shmx__rdr(&cl->seg, cl->slot)->owner,
+                              memory_order_relaxed) != cl->id;
+}
+
+static int refresh_schema(shmx_client *cl) {
+  struct shmx__hdr *h = shmx__hdr(&cl->seg);
+  uint32_t gen = atomic_load_explicit(&h->static_gen, memory_order_acquire);
+  if (gen == cl->schema.gen) return 0;
+  uint64_t used = atomic_load_explicit(&h->static_used, memory_order_acquire);
+  shmx__schema fresh;
+  int rc = shmx__schema_parse(shmx__static_area(&cl->seg), used,
+                              cl->seg.g.static_cap, gen, &fresh);
+  if (rc) return rc;
+  shmx__schema_free(&cl->schema);
+  cl->schema = fresh;
+  return 1;
+}
+
+/* Checks shared by every read: reaped, closed, schema changed, heartbeat. */
+static int pre_read(shmx_client *cl, uint64_t now) {
+  struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
+  if (reaped(cl))
+    return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu", cl->seg.name,
+                     (unsigned long long)cl->id);
+  atomic_store_explicit(&r->heartbeat_ns, now, memory_order_relaxed);
+  struct shmx__hdr *h = shmx__hdr(&cl->seg);
+  if (SHMX__UNLIKELY(atomic_load_explicit(&h->static_gen, memory_order_relaxed) !=
+                     cl->schema.gen)) {
+    int rc = refresh_schema(cl);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+/* Producer liveness, probed at most every PROBE_INTERVAL_NS while no new
+ * frame arrives (a publishing producer is alive). */
+static int probe_owner(shmx_client *cl, uint64_t seq, uint64_t now) {
+  if (seq != cl->probe_seq) {
+    cl->probe_seq = seq;
+    cl->probe_ns = now;
+    return 0;
+  }
+  if (now - cl->probe_ns < PROBE_INTERVAL_NS) return 0;
+  cl->probe_ns = now;
+  if (shmx__seg_owner_alive(cl->seg.fd) == 0)
+    return shmx__err(SHMX_E_DEAD, "channel '%s': producer pid %d is gone",
+                     cl->seg.name, (int)cl->seg.owner_pid);
+  return 0;
+}
+
+/* Pin slot s and read frame `fid` from it into f. Returns 0, RETRY (slot no
+ * longer holds fid; unpinned), or an error (unpinned). */
+static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
+  const shmx__seg *seg = &cl->seg;
+  const shmx__geom *g = &seg->g;
+  struct shmx__slotdesc *d = shmx__slot(seg, s);
+  pin(cl, s);
+  uint64_t q = atomic_load(&d->seq);
+  if (q != 2 * fid) {
+    unpin(cl, s);
+    return RETRY;
+  }
+  uint64_t mfid = SHMX__LD(d->frame_id), used = SHMX__LD(d->used_bytes);
+  uint64_t payload = SHMX__LD(d->payload_bytes);
+  uint32_t tlv = SHMX__LD(d->tlv_count), csum = SHMX__LD(d->checksum);
+  double sim = shmx__ld_f64(&d->sim_time);
+  uint64_t pub = SHMX__LD(d->publish_ns);
+  const char *why = NULL;
+  if (mfid != fid) why = "frame id";
+  else if (used > g->slot_bytes) why = "used bytes";
+  else if (tlv > g->max_tlv) why = "record count";
+  if (!why && !cl->fs[s]) {
+    cl->fs[s] = calloc(g->max_tlv, sizeof **cl->fs);
+    if (!cl->fs[s]) {
+      unpin(cl, s);
+      return shmx__err(SHMX_E_ENOMEM, "frame table");
+    }
+  }
+  const uint8_t *base = shmx__frame_data(seg, s);
+  uint64_t pos = 0, sum = 0;
+  for (uint32_t k = 0; !why && k < tlv; k++) {
+    const struct shmx__tlv *t = (const struct shmx__tlv *)(const void *)(base + pos);
+    if (used - pos < SHMX__TLV_HDR) { why = "record header"; break; }
+    uint32_t type = SHMX__LD(t->type), sid = SHMX__LD(t->stream_id);
+    uint64_t cnt = SHMX__LD(t->elem_count), bytes = SHMX__LD(t->bytes);
+    uint64_t data = pos + SHMX__TLV_HDR;
+    if (type != SHMX_TLV_FRAME_STREAM) { why = "record type"; break; }
+    if (used - data < bytes) { why = "record length"; break; }
+    shmx_frame_stream *e = &cl->fs[s][k];
+    e->stream_id = sid;
+    int idx = shmx__schema_find(&cl->schema, sid);
+    e->index = idx < 0 ? UINT32_MAX : (uint32_t)idx;
+    e->elem_count = cnt;
+    e->bytes = bytes;
+    e->data = base + data;
+    sum += bytes;
+    pos = (data + bytes + SHMX__DATA_ALIGN - 1) & ~(uint64_t)(SHMX__DATA_ALIGN - 1);
+    if (pos > used) pos = used;
+  }
+  if (!why && sum != payload) why = "payload size";
+  if (!why && (g->flags & SHMX_CREATE_CRC32C) &&
+      shmx__crc32c(0, base, (size_t)used) != csum)
+    why = "checksum";
+  atomic_thread_fence(memory_order_acquire);
+  uint64_t q2 = atomic_load_explicit(&d->seq, memory_order_relaxed);
+  if (q2 != q) { /* overwritten under us (only when all slots were pinned) */
+    testcase(1);
+    unpin(cl, s);
+    return RETRY;
+  }
+  if (why) {
+    unpin(cl, s);
+    if (strcmp(why, "checksum") == 0)
+      return shmx__err(SHMX_E_CHECKSUM, "channel '%s': frame %llu", seg->name,
+                       (unsigned long long)fid);
+    return shmx__err(SHMX_E_CORRUPT, "channel '%s': frame %llu in slot %u: bad %s",
+                     seg->name, (unsigned long long)fid, s, why);
+  }
+  f->frame_id = fid;
+  f->sim_time = sim;
+  f->publish_ns = pub;
+  f->payload_bytes = payload;
+  f->tlv_count = tlv;
+  f->slot = s;
+  f->dropped = 0;
+  f->streams = cl->fs[s];
+  return 0;
+}
+
+static void account(shmx_client *cl, const shmx_frame *f) {
+  struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
+  cl->last_id = f->frame_id;
+  atomic_store_explicit(&r->last_frame_seen, f->frame_id, memory_order_relaxed);
+  atomic_store_explicit(&r->frames_read,
+                        atomic_load_explicit(&r->frames_read, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+  if (f->dropped)
+    atomic_store_explicit(&r->frames_dropped,
+                          atomic_load_explicit(&r->frames_dropped,
+                                               memory_order_relaxed) + f->dropped,
+                          memory_order_relaxed);
+}
+
+/* Latest frame; newer_only: NOFRAME unless newer than the last returned. */
+static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only) {
+  uint64_t now = shmx__mono_ns();
+  int rc = pre_read(cl, now);
+  if (rc < 0) return rc;
+  struct shmx__hdr *h = shmx__hdr(&cl->seg);
+  for (int tries = 0; tries < READ_RETRIES; tries++) {
+    uint64_t fid = atomic_load_explicit(&h->frame_seq, memory_order_acquire);
+    uint32_t s = atomic_load_explicit(&h->latest_slot, memory_order_acquire);
+    if (fid == 0 || (newer_only && fid <= cl->last_id)) {
+      if (atomic_load(&h->state) == SHMX__ST_CLOSED)
+        return shmx__err(SHMX_E_CLOSED, "channel '%s'", cl->seg.name);
+      if ((rc = probe_owner(cl, fid, now))) return rc;
+      return SHMX_E_NOFRAME;
+    }
+    if (s >= cl->seg.g.slots) {
+      if (atomic_load(&h->frame_seq) != fid) continue;
+      return shmx__err(SHMX_E_CORRUPT, "channel '%s': latest slot %u", cl->seg.name, s);
+    }
+    rc = read_slot(cl, s, fid, f);
+    if (rc == RETRY) {
+      shmx__cpu_relax();
+      continue;
+    }
+    if (rc == 0) {
+      if (atomic_load_explicit(&h->state, memory_order_relaxed) == SHMX__ST_CLOSED) {
+        /* Closed: still hand out the final frame once, then CLOSED. */
+        if (fid <= cl->last_id) {
+          shmx_frame_release(cl, f);
+          return shmx__err(SHMX_E_CLOSED, "channel '%s'", cl->seg.name);
+        }
+      }
+      account(cl, f);
+      cl->probe_seq = fid;
+      cl->probe_ns = now;
+    }
+    return rc;
+  }
+  return shmx__err(SHMX_E_BUSY, "channel '%s'", cl->seg.name);
+}
+
+int shmx_client_latest(shmx_client *cl, shmx_frame *f) {
+  if (!cl || !f) return shmx__err(SHMX_E_ARG, "client or frame is NULL");
+  return get_latest(cl, f, 0);
+}
+
+int shmx_client_next(shmx_client *cl, shmx_frame *f) {
+  if (!cl || !f) return shmx__err(SHMX_E_ARG, "client or frame is NULL");
+  uint64_t now = shmx__mono_ns();
+  int rc = pre_read(cl, now);
+  if (rc < 0) return rc;
+  struct shmx__hdr *h = shmx__hdr(&cl->seg);
+  const shmx__seg *seg = &cl->seg;
+  for (int tries = 0; tries < READ_RETRIES; tries++) {
+    uint64_t top = atomic_load_explicit(&h->frame_seq, memory_order_acquire);
+    if (top <= cl->last_id) {
+      if (atomic_load(&h->state) == SHMX__ST_CLOSED)
+        return shmx__err(SHMX_E_CLOSED, "channel '%s'", seg->name);
+      if ((rc = probe_owner(cl, top, now))) return rc;
+      return SHMX_E_NOFRAME;
+    }
+    /* The oldest published frame newer than last_id (ideally last_id+1). */
+    uint32_t best = SHMX__NO_SLOT;
+    uint64_t best_fid = 0;
+    for (uint32_t s = 0; s < seg->g.slots; s++) {
+      uint64_t q = atomic_load_explicit(&shmx__slot(seg, s)->seq,
+                                        memory_order_relaxed);
+      if (q == 0 || (q & 1)) continue;
+      uint64_t fid = q / 2;
+      if (fid <= cl->last_id || fid > top) continue;
+      if (best == SHMX__NO_SLOT || fid < best_fid) {
+        best = s;
+        best_fid = fid;
+      }
+    }
+    if (best == SHMX__NO_SLOT) continue; /* raced with the producer */
+    rc = read_slot(cl, best, best_fid, f);
+    if (rc == RETRY) {
+      shmx__cpu_relax();
+      continue;
+    }
+    if (rc == 0) {
+      f->dropped = cl->last_id ? best_fid - cl->last_id - 1 : 0;
+      account(cl, f);
+      cl->probe_seq = top;
+      cl->probe_ns = now;
+    }
+    return rc;
+  }
+  return shmx__err(SHMX_E_BUSY, "channel '%s'", seg->name);
+}
+
+int shmx_client_wait(shmx_client *cl, shmx_frame *f, int64_t timeout_ns,
+                     int in_order) {
+  if (!cl || !f) return shmx__err(SHMX_E_ARG, "client or frame is NULL");
+  struct shmx__hdr *h = shmx__hdr(&cl->seg);
+  struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
+  uint64_t start = shmx__mono_ns();
+  for (;;) {
+    int rc = in_order ? shmx_client_next(cl, f) : get_latest(cl, f, 1);
+    if (rc != SHMX_E_NOFRAME) return rc;
+    uint64_t now = shmx__mono_ns();
+    int64_t left = -1;
+    if (timeout_ns >= 0) {
+      if (now - start >= (uint64_t)timeout_ns)
+        return shmx__err(SHMX_E_TIMEOUT, "channel '%s': no frame within %lld ns",
+                         cl->seg.name, (long long)timeout_ns);
+      left = timeout_ns - (int64_t)(now - start);
+    }
+    int64_t slice = PROBE_INTERVAL_NS;
+    if (left >= 0 && left < slice) slice = left;
+    /* Announce ourselves, then re-check (pairs with publish's RMW). */
+    atomic_fetch_add(&h->waiters, 1);
+    atomic_store(&r->waiting, 1);
+    uint32_t w = atomic_load(&h->wake_word);
+    int ready = atomic_load(&h->frame_seq) > cl->last_id ||
+                atomic_load(&h->state) == SHMX__ST_CLOSED || reaped(cl);
+    int wr = ready ? 0 : shmx__futex_wait(&h->wake_word, w, slice);
+    if (atomic_exchange(&r->waiting, 0)) atomic_fetch_sub(&h->waiters, 1);
+    if (wr == -EINTR) return shmx__err(SHMX_E_EINTR, "wait interrupted");
+    if (wr == SHMX_E_TIMEOUT && shmx__seg_owner_alive(cl->seg.fd) == 0)
+      return shmx__err(SHMX_E_DEAD, "channel '%s': producer pid %d is gone",
+                       cl->seg.name, (int)cl->seg.owner_pid);
+  }
+}
+
+int shmx_frame_valid(const shmx_client *cl, const shmx_frame *f) {
+  if (!cl || !f || f->frame_id == 0 || f->slot >= cl->seg.g.slots) return 0;
+  return atomic_load(&shmx__slot(&cl->seg, f->slot)->seq) == 2 * f->frame_id;
+}
+
+void shmx_frame_release(shmx_client *cl, shmx_frame *f) {
+  if (!cl || !f) return;
+  if (f->frame_id && f->slot < cl->seg.g.slots) unpin(cl, f->slot);
+  memset(f, 0, sizeof *f);
+}
+
+uint64_t shmx_client_frame_seq(const shmx_client *cl) {
+  return cl ? atomic_load_explicit(&shmx__hdr(&cl->seg)->frame_seq,
+                                   memory_order_acquire)
+            : 0;
+}
+
+int shmx_client_send(shmx_client *cl, uint32_t type, const void *data,
+                     uint32_t len) {
+  if (!cl || (len && !data)) return shmx__err(SHMX_E_ARG, "bad arguments");
+  if (reaped(cl))
+    return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu", cl->seg.name,
+                     (unsigned long long)cl->id);
+  return shmx__ring_send(&cl->seg, cl->slot, type, data, len);
+}
+
+int shmx_client_heartbeat(shmx_client *cl) {
+  if (!cl) return shmx__err(SHMX_E_ARG, "client is NULL");
+  if (reaped(cl))
+    return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu", cl->seg.name,
+                     (unsigned long long)cl->id);
+  atomic_store(&shmx__rdr(&cl->seg, cl->slot)->heartbeat_ns, shmx__mono_ns());
+  return 0;
+}
+
+/* 1 if `name` now names a different segment than ours. */
+static int name_moved(const shmx_client *cl) {
+  char path[SHMX_NAME_MAX + 16];
+  shmx__seg_path(cl->seg.name, path, sizeof path);
+  int fd = shmx__shm_open(path, O_RDONLY, 0);
+  if (fd < 0) return 0;
+  struct stat st;
+  int moved = fstat(fd, &st) == 0 && ((uint64_t)st.st_ino != cl->seg.ino ||
+                                      (uint64_t)st.st_dev != cl->seg.dev);
+  shmx__close(fd);
+  return moved;
+}
+
+int shmx_client_status(shmx_client *cl) {
+  if (!cl) return shmx__err(SHMX_E_ARG, "client is NULL");
+  if (name_moved(cl))
+    return shmx__err(SHMX_E_RESTARTED, "channel '%s' has a new producer",
+                     cl->seg.name);
+  if (atomic_load(&shmx__hdr(&cl->seg)->state) == SHMX__ST_CLOSED)
+    return shmx__err(SHMX_E_CLOSED, "channel '%s'", cl->seg.name);
+  if (shmx__seg_owner_alive(cl->seg.fd) == 0)
+    return shmx__err(SHMX_E_DEAD, "channel '%s': producer pid %d is gone",
+                     cl->seg.name, (int)cl->seg.owner_pid);
+  if (reaped(cl))
+    return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu", cl->seg.name,
+                     (unsigned long long)cl->id);
+  return 0;
+}
+
+int shmx_client_refresh(shmx_client *cl) {
+  if (!cl) return shmx__err(SHMX_E_ARG, "client is NULL");
+  return refresh_schema(cl);
+}
+
+int shmx_client_streams(shmx_client *cl, const shmx_stream_info **streams,
+                        int *n) {
+  if (!cl || !streams || !n) return shmx__err(SHMX_E_ARG, "bad arguments");
+  *streams = cl->schema.streams;
+  *n = cl->schema.n;
+  return 0;
+}
+
+int shmx_client_static_user(shmx_client *cl, int index, const uint8_t **data,
+                            uint32_t *len) {
+  if (!cl || !data || !len) return shmx__err(SHMX_E_ARG, "bad arguments");
+  if (index < 0 || index >= cl->schema.n_user)
+    return shmx__err(SHMX_E_ARG, "user record %d of %d", index, cl->schema.n_user);
+  *data = cl->schema.user[index].data;
+  *len = cl->schema.user[index].len;
+  return 0;
+}
+
+int shmx_client_header(shmx_client *cl, shmx_header_info *out) {
+  if (!cl || !out) return shmx__err(SHMX_E_ARG, "bad arguments");
+  shmx__header_info(&cl->seg, out);
+  return 0;
+}
+
+uint64_t shmx_client_reader_id(const shmx_client *cl) { return cl ? cl->id : 0; }
+
+const char *shmx_client_name(const shmx_client *cl) {
+  return cl ? cl->seg.name : "";
+}

@@ -1,0 +1,72 @@
+/*
+ * posix/sync.c -- cross-process futex, process liveness, clocks, randomness.
+ * Linux futexes here; other POSIX systems would get a fallback file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../internal.h"
+
+int shmx__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns) {
+  struct timespec ts, *tp = NULL;
+  if (timeout_ns >= 0) {
+    ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+    ts.tv_nsec = (long)(timeout_ns % 1000000000);
+    tp = &ts;
+  }
+  /* Not FUTEX_PRIVATE: the word lives in memory shared between processes. */
+  long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, tp, NULL, 0);
+  if (r == 0) return 0;
+  if (errno == EAGAIN) return 0; /* value already changed */
+  if (errno == ETIMEDOUT) return SHMX_E_TIMEOUT;
+  if (errno == EINTR) return -EINTR;
+  return -errno;
+}
+
+void shmx__futex_wake(_Atomic uint32_t *addr, int n) {
+  syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+int shmx__pid_alive(int32_t pid) {
+  if (pid <= 0) return -1;
+  if (kill((pid_t)pid, 0) == 0) return 1;
+  if (errno == ESRCH) return 0;
+  return errno == EPERM ? 1 : -1;
+}
+
+int32_t shmx__getpid(void) { return (int32_t)getpid(); }
+
+uint64_t shmx__mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t shmx__real_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t shmx__random64(void) {
+  uint64_t v = 0;
+  ssize_t n;
+  do n = getrandom(&v, sizeof v, 0);
+  while (n < 0 && errno == EINTR);
+  if (n != (ssize_t)sizeof v) /* no entropy source: mix time and pid */
+    v = shmx__real_ns() ^ ((uint64_t)getpid() << 32) ^ shmx__mono_ns();
+  return v ? v : 1;
+}
+
+void shmx__sleep_ns(uint64_t ns) {
+  struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+}

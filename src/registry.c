@@ -1,0 +1,74 @@
+/*
+ * registry.c -- the reader registry (see registry.h for the protocol).
+ */
+#include "registry.h"
+#include "control.h"
+
+void shmx__reg_clear_pins(const shmx__seg *s, uint32_t slot) {
+  uint64_t mask = ~(1ull << (slot & 63));
+  for (uint32_t i = 0; i < s->g.slots; i++)
+    atomic_fetch_and(&shmx__pins(s, i)[slot >> 6], mask);
+}
+
+int shmx__reg_claim(const shmx__seg *s, uint32_t *slot, uint64_t *id) {
+  struct shmx__hdr *h = shmx__hdr(s);
+  uint64_t me = atomic_fetch_add(&h->next_reader_id, 1) + 1;
+  if (me == 0 || me == SHMX__REAPING) me = atomic_fetch_add(&h->next_reader_id, 1) + 1;
+  for (uint32_t i = 0; i < s->g.reader_slots; i++) {
+    struct shmx__reader *r = shmx__rdr(s, i);
+    uint64_t zero = 0;
+    if (atomic_load_explicit(&r->owner, memory_order_relaxed) != 0) continue;
+    if (!atomic_compare_exchange_strong(&r->owner, &zero, me)) continue;
+    atomic_store(&r->state, SHMX__RD_CLAIMING);
+    atomic_fetch_add(&r->generation, 1);
+    SHMX__ST(r->pid, shmx__getpid());
+    uint64_t now = shmx__mono_ns();
+    atomic_store(&r->heartbeat_ns, now);
+    atomic_store(&r->last_frame_seen, 0);
+    atomic_store(&r->frames_read, 0);
+    atomic_store(&r->frames_dropped, 0);
+    atomic_store(&r->ring_resets, 0);
+    SHMX__ST(r->attach_ns, now);
+    shmx__reg_clear_pins(s, i); /* leftovers of a crashed predecessor */
+    shmx__ring_reset(s, i);
+    atomic_fetch_add(&h->readers_connected, 1);
+    atomic_store_explicit(&r->state, SHMX__RD_ACTIVE, memory_order_release);
+    *slot = i;
+    *id = me;
+    return 0;
+  }
+  return shmx__err(SHMX_E_FULL, "channel '%s': all %u reader slots are taken",
+                   s->name, s->g.reader_slots);
+}
+
+/* Common tail of release and reap once the slot is exclusively ours. */
+static void slot_free(const shmx__seg *s, uint32_t slot) {
+  struct shmx__reader *r = shmx__rdr(s, slot);
+  struct shmx__hdr *h = shmx__hdr(s);
+  shmx__reg_clear_pins(s, slot);
+  uint32_t was = atomic_exchange(&r->state, SHMX__RD_FREE);
+  atomic_fetch_add(&r->generation, 1);
+  if (was != SHMX__RD_FREE) {
+    /* Never underflow, even if the counter was scribbled on. */
+    uint32_t c = atomic_load(&h->readers_connected);
+    while (c > 0 && !atomic_compare_exchange_weak(&h->readers_connected, &c, c - 1)) {
+    }
+  }
+  atomic_store_explicit(&r->owner, 0, memory_order_release);
+}
+
+void shmx__reg_release(const shmx__seg *s, uint32_t slot, uint64_t id) {
+  struct shmx__reader *r = shmx__rdr(s, slot);
+  uint64_t expect = id;
+  if (atomic_compare_exchange_strong(&r->owner, &expect, SHMX__REAPING))
+    slot_free(s, slot);
+}
+
+int shmx__reg_reap(const shmx__seg *s, uint32_t slot, uint64_t id) {
+  struct shmx__reader *r = shmx__rdr(s, slot);
+  uint64_t expect = id;
+  if (id == 0 || !atomic_compare_exchange_strong(&r->owner, &expect, SHMX__REAPING))
+    return 0;
+  slot_free(s, slot);
+  return 1;
+}

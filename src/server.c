@@ -1,0 +1,623 @@
+/*
+ * server.c -- the producer: create, frames (begin/append/reserve/publish),
+ * schema appends, control polling, reader liveness, destroy.
+ *
+ * The producer is the only writer of header line 2, slot descriptors' meta,
+ * frame data and ring tails. It never blocks on readers: a slot is chosen
+ * among unpinned ones, and if none is free the oldest is overwritten.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "control.h"
+#include "registry.h"
+#include "schema.h"
+#include "segment.h"
+
+#define SWEEP_INTERVAL_NS (100u * 1000 * 1000)
+
+struct shmx_server {
+  shmx__seg seg;
+  uint8_t *base;           /* whole segment, read-write */
+  shmx__schema schema;     /* parsed from our own schema area */
+  char path[SHMX_NAME_MAX + 16];
+  /* frame in progress */
+  int in_frame;
+  uint32_t cur;            /* slot being written */
+  uint64_t cur_fid;
+  uint64_t pos;            /* next record offset in the slot */
+  uint64_t payload;
+  uint32_t tlv_count;
+  uint32_t *cur_streams;   /* schema indexes already in this frame */
+  /* private state (never read back from shared memory) */
+  uint64_t next_fid;
+  uint32_t latest;         /* slot of the newest frame, SHMX__NO_SLOT */
+  uint64_t *slot_fid;      /* frame id each slot holds (0 = none) */
+  uint64_t last_sweep_ns;
+  uint8_t *msgbuf;
+  uint64_t msgbuf_cap;
+  uint32_t poll_rr;
+};
+
+void shmx_server_config_init(shmx_server_config *c) {
+  memset(c, 0, sizeof *c);
+  c->slots = 3;
+  c->reader_slots = 16;
+  c->static_bytes_cap = 4096;
+  c->frame_bytes_cap = 65536;
+  c->control_per_reader = 4096;
+  c->mode = 0600;
+}
+
+static int check_streams(const shmx_stream_spec *st, uint32_t n) {
+  if (n && !st) return shmx__err(SHMX_E_ARG, "streams is NULL");
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = shmx__spec_check(&st[i]);
+    if (rc) return rc;
+    for (uint32_t j = 0; j < i; j++) {
+      if (st[j].id == st[i].id)
+        return shmx__err(SHMX_E_DUPLICATE, "stream id %u declared twice", st[i].id);
+      if (strcmp(st[j].name, st[i].name) == 0)
+        return shmx__err(SHMX_E_DUPLICATE, "stream name '%s' declared twice",
+                         st[i].name);
+    }
+  }
+  return 0;
+}
+
+static uint64_t spec_encode(uint8_t *dst, uint64_t room,
+                            const shmx_stream_spec *sp) {
+  struct shmx__sspec e = {sp->id, sp->dtype, sp->components, sp->layout,
+                          sp->bytes_per_elem, (uint16_t)strlen(sp->name),
+                          (uint16_t)sp->extra_len};
+  return shmx__record_encode(dst, room, SHMX_TLV_STATIC_DIR, &e, sizeof e,
+                             sp->name, e.name_len, sp->extra, sp->extra_len);
+}
+
+static int reparse_schema(shmx_server *srv) {
+  struct shmx__hdr *h = shmx__hdr(&srv->seg);
+  shmx__schema fresh;
+  int rc = shmx__schema_parse(shmx__static_area(&srv->seg),
+                              atomic_load(&h->static_used), srv->seg.g.static_cap,
+                              atomic_load(&h->static_gen), &fresh);
+  if (rc) return rc;
+  shmx__schema_free(&srv->schema);
+  srv->schema = fresh;
+  return 0;
+}
+
+/* Open name exclusively: create it, or reclaim it from a dead owner. On
+ * success returns an fd we hold LOCK_EX on. */
+static int open_exclusive(const char *name, const char *path, unsigned mode) {
+  for (int attempt = 0; attempt < 200; attempt++) {
+    int fd = shmx__shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
+    if (fd >= 0) {
+      if (shmx__lock(fd, true) == 0) {
+        if (fchmod(fd, (mode_t)mode) < 0) {
+          int e = errno;
+          shmx__shm_unlink(path);
+          shmx__close(fd);
+          return shmx__syserr(e, "channel '%s': chmod", name);
+        }
+        return fd;
+      }
+      /* Someone opened our new segment and took the lock (a reclaimer that
+       * thought it stale). Let them have it and retry. */
+      shmx__close(fd);
+      shmx__sleep_ns(1000 * 1000);
+      continue;
+    }
+    if (fd != -EEXIST) return shmx__syserr(-fd, "channel '%s': create", name);
+    int old = shmx__shm_open(path, O_RDWR, 0);
+    if (old == -ENOENT) continue; /* vanished meanwhile */
+    if (old < 0) {
+      if (old == -EACCES)
+        return shmx__err(SHMX_E_EACCES, "channel '%s' exists and belongs to "
+                         "another user", name);
+      return shmx__syserr(-old, "channel '%s': open existing", name);
+    }
+    int r = shmx__lock(old, true);
+    if (r == 0) {
+      /* Nobody holds it: the owner is dead. We hold the lock on the stale
+       * inode, so no live producer can be using it; unlink and retry. */
+      shmx__shm_unlink(path);
+      shmx__close(old);
+      continue;
+    }
+    /* Locked: a live producer, or a reader probing a stale segment for a
+     * moment (it holds LOCK_SH briefly). Tell them apart by the pid. */
+    int32_t pid = 0;
+    uint64_t size = 0;
+    if (shmx__fd_size(old, &size) == 0 && size >= SHMX__HDR_BYTES) {
+      void *hp;
+      if (shmx__map(old, 0, SHMX__HDR_BYTES, 1, false, &hp) == 0) {
+        pid = SHMX__LD(((struct shmx__hdr *)hp)->owner_pid);
+        shmx__unmap(hp, SHMX__HDR_BYTES);
+      }
+    }
+    shmx__close(old);
+    if (shmx__pid_alive(pid) != 0 || attempt >= 100)
+      return shmx__err(SHMX_E_EXISTS, "channel '%s' is owned by live producer "
+                       "pid %d", name, (int)pid);
+    shmx__sleep_ns(1000 * 1000);
+  }
+  return shmx__err(SHMX_E_EXISTS, "channel '%s': could not take ownership", name);
+}
+
+int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
+                       shmx_server **out) {
+  int rc;
+  shmx_server_config cfg;
+  if (!out) return shmx__err(SHMX_E_ARG, "out is NULL");
+  *out = NULL;
+  if ((rc = shmx_name_check(name))) return rc;
+  shmx_server_config_init(&cfg);
+  if (cfg_in) {
+#define TAKE(f) if (cfg_in->f) cfg.f = cfg_in->f
+    TAKE(slots); TAKE(reader_slots); TAKE(static_bytes_cap);
+    TAKE(frame_bytes_cap); TAKE(control_per_reader); TAKE(mode);
+#undef TAKE
+    cfg.flags = cfg_in->flags;
+    cfg.streams = cfg_in->streams;
+    cfg.n_streams = cfg_in->n_streams;
+  }
+  if (cfg.mode & ~0777u) return shmx__err(SHMX_E_ARG, "mode %o", cfg.mode);
+  if ((rc = check_streams(cfg.streams, cfg.n_streams))) return rc;
+  shmx__geom g;
+  if ((rc = shmx__geom_compute(cfg.slots, cfg.reader_slots, cfg.static_bytes_cap,
+                               cfg.frame_bytes_cap, cfg.control_per_reader,
+                               cfg.n_streams, &g)))
+    return rc;
+  g.flags = cfg.flags & (SHMX_CREATE_CRC32C);
+  uint64_t schema_bytes = 0;
+  for (uint32_t i = 0; i < cfg.n_streams; i++)
+    schema_bytes += shmx__spec_record_size(&cfg.streams[i]);
+  if (schema_bytes > g.static_cap)
+    return shmx__err(SHMX_E_CAPACITY, "%u stream specs need %llu bytes of "
+                     "schema; static_bytes_cap is %llu", cfg.n_streams,
+                     (unsigned long long)schema_bytes,
+                     (unsigned long long)g.static_cap);
+
+  shmx_server *srv = calloc(1, sizeof *srv);
+  if (!srv) return shmx__err(SHMX_E_ENOMEM, "server");
+  srv->seg.fd = -1;
+  srv->cur_streams = calloc(g.max_tlv, sizeof *srv->cur_streams);
+  srv->slot_fid = calloc(g.slots, sizeof *srv->slot_fid);
+  srv->msgbuf_cap = g.ring_bytes * 4;
+  srv->msgbuf = malloc((size_t)srv->msgbuf_cap);
+  if (!srv->cur_streams || !srv->slot_fid || !srv->msgbuf) {
+    rc = shmx__err(SHMX_E_ENOMEM, "server");
+    goto fail;
+  }
+  shmx__seg_path(name, srv->path, sizeof srv->path);
+  snprintf(srv->seg.name, sizeof srv->seg.name, "%s", name);
+  int fd = open_exclusive(name, srv->path, cfg.mode);
+  if (fd < 0) { rc = fd; goto fail; }
+  srv->seg.fd = fd;
+  if ((rc = shmx__fd_truncate(fd, g.total)) ||
+      (!(cfg.flags & SHMX_CREATE_NO_PREFAULT) &&
+       (rc = shmx__fd_allocate(fd, g.total)))) {
+    rc = shmx__syserr(-rc, "channel '%s': reserve %llu bytes of shared memory",
+                      name, (unsigned long long)g.total);
+    goto fail_unlink;
+  }
+  void *p;
+  if ((rc = shmx__map(fd, 0, g.total, 3, !(cfg.flags & SHMX_CREATE_NO_PREFAULT),
+                      &p))) {
+    rc = shmx__syserr(-rc, "channel '%s': map", name);
+    goto fail_unlink;
+  }
+  srv->base = p;
+  srv->seg.ctl = srv->base;
+  srv->seg.frames = srv->base + g.frames_off;
+  srv->seg.g = g;
+  srv->seg.writable = 1;
+  srv->seg.session_id = shmx__random64();
+  srv->seg.owner_pid = shmx__getpid();
+  struct stat st;
+  if (fstat(fd, &st) == 0) {
+    srv->seg.dev = (uint64_t)st.st_dev;
+    srv->seg.ino = (uint64_t)st.st_ino;
+  }
+
+  /* The segment is zero-filled by ftruncate; write header and schema, then
+   * publish state=LIVE with release so readers see a complete header. */
+  struct shmx__hdr *h = shmx__hdr(&srv->seg);
+  h->magic = SHMX__MAGIC;
+  h->version_major = SHMX_FORMAT_MAJOR;
+  h->version_minor = SHMX_FORMAT_MINOR;
+  h->header_bytes = SHMX__HDR_BYTES;
+  h->session_id = srv->seg.session_id;
+  h->total_bytes = g.total;
+  h->owner_pid = srv->seg.owner_pid;
+  h->flags = g.flags;
+  h->slots = g.slots;
+  h->reader_slots = g.reader_slots;
+  h->static_bytes_cap = g.static_cap;
+  h->frame_bytes_cap = g.frame_cap;
+  h->slot_bytes = g.slot_bytes;
+  h->control_per_reader = g.ring_bytes;
+  h->static_off = g.static_off;
+  h->slotdesc_off = g.slotdesc_off;
+  h->readers_off = g.readers_off;
+  h->control_off = g.control_off;
+  h->frames_off = g.frames_off;
+  h->create_ns = shmx__real_ns();
+  h->slotdesc_stride = g.slotdesc_stride;
+  h->pin_words = g.pin_words;
+  h->max_tlv = g.max_tlv;
+  atomic_store(&h->latest_slot, SHMX__NO_SLOT);
+  uint64_t used = 0;
+  for (uint32_t i = 0; i < cfg.n_streams; i++)
+    used += spec_encode(shmx__static_area(&srv->seg) + used, g.static_cap - used,
+                        &cfg.streams[i]);
+  atomic_store(&h->static_used, used);
+  atomic_store(&h->static_gen, 1);
+  if ((rc = reparse_schema(srv))) goto fail_unlink;
+  srv->next_fid = 1;
+  srv->latest = SHMX__NO_SLOT;
+  atomic_store_explicit(&h->state, SHMX__ST_LIVE, memory_order_release);
+  *out = srv;
+  return 0;
+
+fail_unlink:
+  shmx__shm_unlink(srv->path);
+fail:
+  if (srv->base) shmx__unmap(srv->base, g.total);
+  shmx__close(srv->seg.fd);
+  shmx__schema_free(&srv->schema);
+  free(srv->cur_streams);
+  free(srv->slot_fid);
+  free(srv->msgbuf);
+  free(srv);
+  return rc;
+}
+
+/* Unlink our name only if it still names our segment. */
+static void unlink_if_ours(shmx_server *srv) {
+  int fd = shmx__shm_open(srv->path, O_RDONLY, 0);
+  if (fd < 0) return;
+  struct stat st;
+  int ours = fstat(fd, &st) == 0 && (uint64_t)st.st_ino == srv->seg.ino &&
+             (uint64_t)st.st_dev == srv->seg.dev;
+  shmx__close(fd);
+  if (ours) shmx__shm_unlink(srv->path);
+}
+
+void shmx_server_destroy(shmx_server *srv) {
+  if (!srv) return;
+  if (srv->in_frame) shmx_server_abort(srv);
+  struct shmx__hdr *h = shmx__hdr(&srv->seg);
+  atomic_store_explicit(&h->state, SHMX__ST_CLOSED, memory_order_release);
+  atomic_fetch_add(&h->wake_word, 1);
+  shmx__futex_wake(&h->wake_word, INT32_MAX);
+  unlink_if_ours(srv);
+  shmx__unmap(srv->base, srv->seg.g.total);
+  shmx__close(srv->seg.fd); /* releases the owner lock */
+  shmx__schema_free(&srv->schema);
+  free(srv->cur_streams);
+  free(srv->slot_fid);
+  free(srv->msgbuf);
+  free(srv);
+}
+
+/* Reap readers whose process died; rate-limited unless force. Slow path. */
+static int sweep_dead(shmx_server *srv, bool force) {
+  uint64_t now = shmx__mono_ns();
+  if (!force && now - srv->last_sweep_ns < SWEEP_INTERVAL_NS) return 0;
+  srv->last_sweep_ns = now;
+  int n = 0;
+  for (uint32_t i = 0; i < srv->seg.g.reader_slots; i++) {
+    struct shmx__reader *r = shmx__rdr(&srv->seg, i);
+    uint64_t id = atomic_load(&r->owner);
+    if (id == 0 || id == SHMX__REAPING) continue;
+    if (shmx__pid_alive(SHMX__LD(r->pid)) == 0 ||
+        (SHMX__LD(r->pid) == 0 && now - atomic_load(&r->heartbeat_ns) > 1000000000u)) {
+      if (atomic_exchange(&r->waiting, 0))
+        atomic_fetch_sub(&shmx__hdr(&srv->seg)->waiters, 1);
+      n += shmx__reg_reap(&srv->seg, i, id);
+    }
+  }
+  return n;
+}
+
+int shmx_server_begin(shmx_server *srv) {
+  if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
+  if (srv->in_frame) return shmx__err(SHMX_E_STATE, "a frame is already begun");
+  const shmx__seg *s = &srv->seg;
+  uint64_t fid = srv->next_fid;
+  for (int round = 0; round < 2; round++) {
+    /* Candidates: every slot but the latest, oldest frame first. */
+    for (;;) {
+      uint32_t best = SHMX__NO_SLOT;
+      for (uint32_t i = 0; i < s->g.slots; i++) {
+        if (i == srv->latest || shmx__slot_pinned(s, i)) continue;
+        if (best == SHMX__NO_SLOT || srv->slot_fid[i] < srv->slot_fid[best])
+          best = i;
+      }
+      if (best == SHMX__NO_SLOT) break;
+      struct shmx__slotdesc *d = shmx__slot(s, best);
+      uint64_t old = atomic_load_explicit(&d->seq, memory_order_relaxed);
+      /* Dekker with the reader's pin: mark busy, then look for pins. A
+       * reader pins, then checks seq; one of us sees the other. */
+      atomic_store(&d->seq, 2 * fid - 1);
+      if (shmx__slot_pinned(s, best)) {
+        testcase(1); /* a reader pinned it between our check and mark */
+        atomic_store(&d->seq, old);
+        continue;
+      }
+      srv->cur = best;
+      goto chosen;
+    }
+    if (round == 0) sweep_dead(srv, true); /* maybe a dead reader's pins */
+  }
+  /* Every other slot is pinned: overwrite the oldest. Its holders see
+   * shmx_frame_valid() == 0. */
+  {
+    uint32_t best = SHMX__NO_SLOT;
+    for (uint32_t i = 0; i < s->g.slots; i++) {
+      if (i == srv->latest) continue;
+      if (best == SHMX__NO_SLOT || srv->slot_fid[i] < srv->slot_fid[best]) best = i;
+    }
+    testcase(1); /* forced overwrite of a pinned slot */
+    srv->cur = best;
+    atomic_store(&shmx__slot(s, best)->seq, 2 * fid - 1);
+  }
+chosen:
+  srv->in_frame = 1;
+  srv->cur_fid = fid;
+  srv->pos = 0;
+  srv->payload = 0;
+  srv->tlv_count = 0;
+  srv->slot_fid[srv->cur] = 0;
+  return 0;
+}
+
+/* Validate and lay out one record; returns the data pointer in *ptr. */
+static int put_record(shmx_server *srv, uint32_t stream_id, uint64_t bytes,
+                      uint64_t elem_count, uint8_t **ptr) {
+  if (!srv->in_frame) return shmx__err(SHMX_E_STATE, "no frame begun");
+  int idx = shmx__schema_find(&srv->schema, stream_id);
+  if (idx < 0)
+    return shmx__err(SHMX_E_STREAM, "stream id %u is not in channel '%s' schema",
+                     stream_id, srv->seg.name);
+  const shmx_stream_info *si = &srv->schema.streams[idx];
+  uint64_t want;
+  if (!shmx__mul_ok(elem_count, si->bytes_per_elem, &want) || want != bytes)
+    return shmx__err(SHMX_E_SIZE, "stream '%s': %llu bytes for %llu elements of "
+                     "%u bytes", si->name, (unsigned long long)bytes,
+                     (unsigned long long)elem_count, si->bytes_per_elem);
+  for (uint32_t k = 0; k < srv->tlv_count; k++)
+    if (srv->cur_streams[k] == (uint32_t)idx)
+      return shmx__err(SHMX_E_DUPLICATE, "stream '%s' already in this frame",
+                       si->name);
+  const shmx__geom *g = &srv->seg.g;
+  uint64_t data_off = srv->pos + SHMX__TLV_HDR, end;
+  if (srv->tlv_count >= g->max_tlv || g->frame_cap - srv->payload < bytes ||
+      g->slot_bytes < data_off || g->slot_bytes - data_off < bytes ||
+      !shmx__align_ok(data_off + bytes, SHMX__DATA_ALIGN, &end))
+    return shmx__err(SHMX_E_CAPACITY, "stream '%s': %llu bytes exceed frame "
+                     "capacity (%llu of %llu used, %u of %u records)", si->name,
+                     (unsigned long long)bytes, (unsigned long long)srv->payload,
+                     (unsigned long long)g->frame_cap, srv->tlv_count, g->max_tlv);
+  uint8_t *slot = shmx__frame_data(&srv->seg, srv->cur);
+  struct shmx__tlv t = {SHMX_TLV_FRAME_STREAM, stream_id, elem_count, bytes, {0}};
+  memcpy(slot + srv->pos, &t, sizeof t);
+  *ptr = slot + data_off;
+  srv->cur_streams[srv->tlv_count++] = (uint32_t)idx;
+  srv->payload += bytes;
+  srv->pos = end > g->slot_bytes ? g->slot_bytes : end;
+  return 0;
+}
+
+int shmx_server_append(shmx_server *srv, uint32_t stream_id, const void *data,
+                       uint64_t bytes, uint64_t elem_count) {
+  if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
+  if (bytes && !data) return shmx__err(SHMX_E_ARG, "data is NULL");
+  uint8_t *p = NULL;
+  int rc = put_record(srv, stream_id, bytes, elem_count, &p);
+  if (rc) return rc;
+  if (bytes) memcpy(p, data, (size_t)bytes);
+  return 0;
+}
+
+int shmx_server_reserve(shmx_server *srv, uint32_t stream_id,
+                        uint64_t elem_count, void **ptr) {
+  if (!srv || !ptr) return shmx__err(SHMX_E_ARG, "server or ptr is NULL");
+  int idx = shmx__schema_find(&srv->schema, stream_id);
+  uint64_t bytes = 0;
+  if (idx >= 0 && !shmx__mul_ok(elem_count, srv->schema.streams[idx].bytes_per_elem,
+                                &bytes))
+    return shmx__err(SHMX_E_CAPACITY, "stream %u: %llu elements overflow",
+                     stream_id, (unsigned long long)elem_count);
+  uint8_t *p = NULL;
+  int rc = put_record(srv, stream_id, bytes, elem_count, &p);
+  if (rc) return rc;
+  *ptr = p;
+  return 0;
+}
+
+int shmx_server_publish(shmx_server *srv, double sim_time, uint64_t *frame_id) {
+  if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
+  if (!srv->in_frame) return shmx__err(SHMX_E_STATE, "no frame begun");
+  const shmx__seg *s = &srv->seg;
+  struct shmx__hdr *h = shmx__hdr(s);
+  struct shmx__slotdesc *d = shmx__slot(s, srv->cur);
+  uint64_t fid = srv->cur_fid, now = shmx__mono_ns();
+  SHMX__ST(d->frame_id, fid);
+  shmx__st_f64(&d->sim_time, sim_time);
+  SHMX__ST(d->publish_ns, now);
+  SHMX__ST(d->payload_bytes, srv->payload);
+  SHMX__ST(d->used_bytes, srv->pos);
+  SHMX__ST(d->tlv_count, srv->tlv_count);
+  if (s->g.flags & SHMX_CREATE_CRC32C)
+    SHMX__ST(d->checksum, shmx__crc32c(0, shmx__frame_data(s, srv->cur), srv->pos));
+  atomic_store_explicit(&d->seq, 2 * fid, memory_order_release);
+  atomic_store_explicit(&h->latest_slot, srv->cur, memory_order_release);
+  atomic_store_explicit(&h->frame_seq, fid, memory_order_release);
+  atomic_store_explicit(&h->last_publish_ns, now, memory_order_relaxed);
+  /* Wake waiters; a system call only if someone is waiting (see design.md,
+   * "wake-ups": the seq_cst RMW pairs with the waiter's increment). */
+  atomic_fetch_add(&h->wake_word, 1);
+  if (atomic_load(&h->waiters)) shmx__futex_wake(&h->wake_word, INT32_MAX);
+  srv->slot_fid[srv->cur] = fid;
+  srv->latest = srv->cur;
+  srv->next_fid = fid + 1;
+  srv->in_frame = 0;
+  if (frame_id) *frame_id = fid;
+  return 0;
+}
+
+int shmx_server_abort(shmx_server *srv) {
+  if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
+  if (!srv->in_frame) return shmx__err(SHMX_E_STATE, "no frame begun");
+  /* The slot's old frame may be partly overwritten: mark it empty. */
+  atomic_store_explicit(&shmx__slot(&srv->seg, srv->cur)->seq, 0,
+                        memory_order_release);
+  srv->slot_fid[srv->cur] = 0;
+  srv->in_frame = 0;
+  return 0;
+}
+
+static int static_put(shmx_server *srv, uint32_t type, const void *a,
+                      uint32_t alen, const void *b, uint32_t blen,
+                      const void *c, uint32_t clen) {
+  struct shmx__hdr *h = shmx__hdr(&srv->seg);
+  uint64_t used = atomic_load(&h->static_used);
+  if (used > srv->seg.g.static_cap) used = srv->seg.g.static_cap;
+  uint64_t n = shmx__record_encode(shmx__static_area(&srv->seg) + used,
+                                   srv->seg.g.static_cap - used, type, a, alen,
+                                   b, blen, c, clen);
+  if (n == 0)
+    return shmx__err(SHMX_E_CAPACITY, "schema area full (%llu of %llu bytes)",
+                     (unsigned long long)used,
+                     (unsigned long long)srv->seg.g.static_cap);
+  atomic_store_explicit(&h->static_used, used + n, memory_order_release);
+  atomic_fetch_add_explicit(&h->static_gen, 1, memory_order_release);
+  return reparse_schema(srv);
+}
+
+int shmx_server_add_stream(shmx_server *srv, const shmx_stream_spec *sp) {
+  if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
+  int rc = shmx__spec_check(sp);
+  if (rc) return rc;
+  for (int i = 0; i < srv->schema.n; i++) {
+    if (srv->schema.streams[i].id == sp->id)
+      return shmx__err(SHMX_E_DUPLICATE, "stream id %u exists", sp->id);
+    if (strcmp(srv->schema.streams[i].name, sp->name) == 0)
+      return shmx__err(SHMX_E_DUPLICATE, "stream name '%s' exists", sp->name);
+  }
+  struct shmx__sspec e = {sp->id, sp->dtype, sp->components, sp->layout,
+                          sp->bytes_per_elem, (uint16_t)strlen(sp->name),
+                          (uint16_t)sp->extra_len};
+  return static_put(srv, SHMX_TLV_STATIC_DIR, &e, sizeof e, sp->name,
+                    e.name_len, sp->extra, sp->extra_len);
+}
+
+int shmx_server_static_append(shmx_server *srv, const void *data, uint32_t len) {
+  if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
+  if (len && !data) return shmx__err(SHMX_E_ARG, "data is NULL");
+  return static_put(srv, SHMX_TLV_STATIC_USER, data, len, NULL, 0, NULL, 0);
+}
+
+int shmx_server_poll_control(shmx_server *srv, shmx_control_msg *msgs, int max,
+                             int *corrupt_rings) {
+  if (!srv || (max > 0 && !msgs)) return shmx__err(SHMX_E_ARG, "bad arguments");
+  if (corrupt_rings) *corrupt_rings = 0;
+  sweep_dead(srv, false);
+  const shmx__seg *s = &srv->seg;
+  uint64_t cap = s->g.ring_bytes, used = 0;
+  uint64_t *offs = NULL;
+  int n = 0;
+  if (max <= 0) return 0;
+  offs = malloc(sizeof *offs * (size_t)max);
+  if (!offs) return shmx__err(SHMX_E_ENOMEM, "poll");
+  for (uint32_t k = 0; k < s->g.reader_slots && n < max; k++) {
+    uint32_t i = (srv->poll_rr + k) % s->g.reader_slots;
+    struct shmx__reader *r = shmx__rdr(s, i);
+    uint64_t id = atomic_load(&r->owner);
+    if (id == 0 || id == SHMX__REAPING ||
+        atomic_load_explicit(&r->state, memory_order_acquire) != SHMX__RD_ACTIVE)
+      continue;
+    while (n < max) {
+      if (srv->msgbuf_cap - used < cap) {
+        uint64_t nc = srv->msgbuf_cap * 2;
+        uint8_t *nb = realloc(srv->msgbuf, (size_t)nc);
+        if (!nb) break;
+        srv->msgbuf = nb;
+        srv->msgbuf_cap = nc;
+      }
+      uint32_t type, len;
+      int rc = shmx__ring_pop(s, i, srv->msgbuf + used, cap, &type, &len);
+      if (rc == 0) break;
+      if (rc < 0) {
+        if (corrupt_rings) (*corrupt_rings)++;
+        break;
+      }
+      msgs[n].reader_id = id;
+      msgs[n].type = type;
+      msgs[n].len = len;
+      offs[n] = used;
+      used += (len + 7u) & ~7ull;
+      n++;
+    }
+  }
+  srv->poll_rr = (srv->poll_rr + 1) % s->g.reader_slots;
+  for (int k = 0; k < n; k++) msgs[k].data = srv->msgbuf + offs[k];
+  free(offs);
+  return n;
+}
+
+int shmx_server_readers(shmx_server *srv, shmx_reader_info *out, int max) {
+  if (!srv || (max > 0 && !out)) return shmx__err(SHMX_E_ARG, "bad arguments");
+  sweep_dead(srv, true);
+  int n = 0;
+  for (uint32_t i = 0; i < srv->seg.g.reader_slots && n < max; i++) {
+    shmx__reader_info(&srv->seg, i, &out[n]);
+    if (out[n].in_use) out[n].alive = shmx__pid_alive(out[n].pid);
+    n++;
+  }
+  return n;
+}
+
+int shmx_server_reap(shmx_server *srv, uint64_t now_ns, uint64_t timeout_ns) {
+  if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
+  int n = sweep_dead(srv, true);
+  if (timeout_ns == 0) return n;
+  if (now_ns == 0) now_ns = shmx__mono_ns();
+  for (uint32_t i = 0; i < srv->seg.g.reader_slots; i++) {
+    struct shmx__reader *r = shmx__rdr(&srv->seg, i);
+    uint64_t id = atomic_load(&r->owner);
+    if (id == 0 || id == SHMX__REAPING) continue;
+    uint64_t hb = atomic_load(&r->heartbeat_ns);
+    if (now_ns > hb && now_ns - hb > timeout_ns) {
+      if (atomic_exchange(&r->waiting, 0))
+        atomic_fetch_sub(&shmx__hdr(&srv->seg)->waiters, 1);
+      n += shmx__reg_reap(&srv->seg, i, id);
+    }
+  }
+  return n;
+}
+
+int shmx_server_header(shmx_server *srv, shmx_header_info *out) {
+  if (!srv || !out) return shmx__err(SHMX_E_ARG, "bad arguments");
+  shmx__header_info(&srv->seg, out);
+  out->owner_alive = 1;
+  return 0;
+}
+
+const char *shmx_server_name(const shmx_server *srv) {
+  return srv ? srv->seg.name : "";
+}
+
+int shmx_server_streams(shmx_server *srv, const shmx_stream_info **streams,
+                        int *n) {
+  if (!srv || !streams || !n) return shmx__err(SHMX_E_ARG, "bad arguments");
+  *streams = srv->schema.streams;
+  *n = srv->schema.n;
+  return 0;
+}

@@ -1,0 +1,119 @@
+/* Frames: publish/read round trip, ids, errors, alignment, reserve, next,
+ * pins, expiry, checksum, schema growth. Single process. */
+#include "harness.h"
+
+static shmx_stream_spec specs[3] = {
+    {1, "frame_id", SHMX_DT_U64, 1, SHMX_LAYOUT_SOA_SCALAR, 8, NULL, 0},
+    {2, "pos", SHMX_DT_F32, 3, SHMX_LAYOUT_AOS_VECTOR, 12, "xyz", 3},
+    {3, "img", SHMX_DT_U8, 1, SHMX_LAYOUT_SOA_SCALAR, 1, NULL, 0},
+};
+
+static shmx_server *mk(const char *name, uint32_t slots, uint32_t flags) {
+  shmx_server_config c;
+  shmx_server_config_init(&c);
+  c.slots = slots;
+  c.flags = flags;
+  c.streams = specs;
+  c.n_streams = 3;
+  shmx_server *s = NULL;
+  if (shmx_server_create(name, &c, &s) != 0)
+    fprintf(stderr, "create: %s\n", shmx_errmsg());
+  return s;
+}
+
+static int pub(shmx_server *s, uint64_t v, size_t img_bytes) {
+  static uint8_t img[1 << 16];
+  float pos[6] = {1, 2, 3, 4, 5, 6};
+  memset(img, (int)(v & 0xff), img_bytes);
+  int rc;
+  if ((rc = shmx_server_begin(s))) return rc;
+  if ((rc = shmx_server_append(s, 1, &v, 8, 1))) return rc;
+  if ((rc = shmx_server_append(s, 2, pos, sizeof pos, 2))) return rc;
+  if ((rc = shmx_server_append(s, 3, img, img_bytes, img_bytes))) return rc;
+  return shmx_server_publish(s, (double)v * 0.5, NULL);
+}
+
+TEST(roundtrip) {
+  const char *n = harness_name("rt");
+  shmx_server *s = mk(n, 3, 0);
+  CHECK(s);
+  shmx_client *c;
+  CHECK_OK(shmx_client_open(n, &c));
+  shmx_frame f;
+  CHECK_ERR(shmx_client_latest(c, &f), SHMX_E_NOFRAME);
+  CHECK_OK(pub(s, 7, 1000));
+  CHECK_OK(shmx_client_latest(c, &f));
+  CHECK_EQ(f.frame_id, 1);
+  CHECK_EQ(f.tlv_count, 3);
+  CHECK_EQ(f.payload_bytes, 8 + 24 + 1000);
+  CHECK(f.sim_time == 3.5);
+  uint64_t v;
+  memcpy(&v, f.streams[0].data, 8);
+  CHECK_EQ(v, 7);
+  CHECK_EQ(f.streams[1].elem_count, 2);
+  CHECK_EQ(f.streams[2].bytes, 1000);
+  for (int k = 0; k < 3; k++) CHECK_EQ((uintptr_t)f.streams[k].data % 64, 0);
+  CHECK_EQ(f.streams[2].data[999], 7);
+  CHECK(shmx_frame_valid(c, &f));
+  shmx_frame_release(c, &f);
+  CHECK_OK(pub(s, 8, 10));
+  CHECK_OK(shmx_client_latest(c, &f));
+  CHECK_EQ(f.frame_id, 2);
+  shmx_frame_release(c, &f);
+  shmx_client_close(c);
+  shmx_server_destroy(s);
+}
+
+TEST(append_errors) {
+  const char *n = harness_name("ae");
+  shmx_server *s = mk(n, 3, 0);
+  CHECK(s);
+  uint64_t v = 1;
+  CHECK_ERR(shmx_server_append(s, 1, &v, 8, 1), SHMX_E_STATE);
+  CHECK_ERR(shmx_server_publish(s, 0, NULL), SHMX_E_STATE);
+  CHECK_OK(shmx_server_begin(s));
+  CHECK_ERR(shmx_server_begin(s), SHMX_E_STATE);
+  CHECK_ERR(shmx_server_append(s, 99, &v, 8, 1), SHMX_E_STREAM);
+  CHECK_ERR(shmx_server_append(s, 1, &v, 8, 2), SHMX_E_SIZE);
+  static uint8_t big[70000];
+  CHECK_ERR(shmx_server_append(s, 3, big, sizeof big, sizeof big), SHMX_E_CAPACITY);
+  CHECK_OK(shmx_server_append(s, 1, &v, 8, 1));
+  CHECK_ERR(shmx_server_append(s, 1, &v, 8, 1), SHMX_E_DUPLICATE);
+  CHECK_OK(shmx_server_abort(s));
+  shmx_header_info hi;
+  CHECK_OK(shmx_server_header(s, &hi));
+  CHECK_EQ(hi.frame_seq, 0);
+  shmx_server_destroy(s);
+}
+
+TEST(next_in_order_and_drops) {
+  const char *n = harness_name("nx");
+  shmx_server *s = mk(n, 4, 0);
+  CHECK(s);
+  shmx_client *c;
+  CHECK_OK(shmx_client_open(n, &c));
+  shmx_frame f;
+  for (uint64_t i = 1; i <= 2; i++) CHECK_OK(pub(s, i, 64));
+  CHECK_OK(shmx_client_next(c, &f));
+  CHECK_EQ(f.frame_id, 1);
+  shmx_frame_release(c, &f);
+  CHECK_OK(shmx_client_next(c, &f));
+  CHECK_EQ(f.frame_id, 2);
+  shmx_frame_release(c, &f);
+  CHECK_ERR(shmx_client_next(c, &f), SHMX_E_NOFRAME);
+  for (uint64_t i = 3; i <= 10; i++) CHECK_OK(pub(s, i, 64));
+  CHECK_OK(shmx_client_next(c, &f));
+  /* 4 slots hold the newest four frames, 7..10: 3..6 were dropped. */
+  CHECK_EQ(f.frame_id, 7);
+  CHECK_EQ(f.dropped, 4);
+  shmx_frame_release(c, &f);
+  shmx_client_close(c);
+  shmx_server_destroy(s);
+}
+
+int main(void) {
+  RUN(roundtrip);
+  RUN(append_errors);
+  RUN(next_in_order_and_drops);
+  return harness_done();
+}
