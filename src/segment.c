@@ -235,7 +235,7 @@ void shmx__header_info(const shmx__seg *s, shmx_header_info *o) {
   o->version_minor = SHMX__LD(h->version_minor);
   o->session_id = s->session_id;
   o->owner_pid = s->owner_pid;
-  o->owner_alive = shmx__seg_owner_alive(s->fd);
+  o->owner_alive = s->is_owner ? 1 : shmx__seg_owner_alive(s->fd);
   o->closed = atomic_load(&h->state) == SHMX__ST_CLOSED;
   o->flags = s->g.flags;
   o->slots = s->g.slots;

@@ -216,6 +216,7 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   srv->seg.frames = srv->base + g.frames_off;
   srv->seg.g = g;
   srv->seg.writable = 1;
+  srv->seg.is_owner = 1;
   srv->seg.session_id = shmx__random64();
   srv->seg.owner_pid = shmx__getpid();
   struct stat st;
@@ -606,7 +607,6 @@ int shmx_server_reap(shmx_server *srv, uint64_t now_ns, uint64_t timeout_ns) {
 int shmx_server_header(shmx_server *srv, shmx_header_info *out) {
   if (!srv || !out) return shmx__err(SHMX_E_ARG, "bad arguments");
   shmx__header_info(&srv->seg, out);
-  out->owner_alive = 1;
   return 0;
 }
 
