@@ -70,7 +70,7 @@ test-tsan: $(TSAN_BUILD)/build.ninja
 # Python: install the package into the venv (serialised: helpers share it).
 py: deps
 	flock $(VENV)/.lock $(VPY) -m pip install -q --no-build-isolation --force-reinstall --no-deps .
-test-python: py
+test-python: py build
 	cd tests/python && ../../$(VENV)/bin/pytest -q -p no:cacheprovider . 2>&1 | tail -n 40; exit $${PIPESTATUS[0]}
 
 # The extension built with ASan+UBSan, run with the runtime preloaded.

@@ -39,7 +39,8 @@ static const char demo_usage[] =
     "  -f, --fps F        producer frame rate (default 120; 0 = unpaced)\n"
     "  -p, --publish NAME run only the producer, on channel NAME\n"
     "  -R, --read NAME    run only one reader of channel NAME (waits up to\n"
-    "                     5 s for it to appear; exits when it closes)\n"
+    "                     5 s, at most --duration, for it to appear; exits\n"
+    "                     when it closes)\n"
     "  -m, --mode M       reader mode: every (in order, counts drops),\n"
     "                     latest (newest frame only), slow (in order, with\n"
     "                     --slow-ms of work per frame while holding it)\n"
@@ -485,6 +486,7 @@ int cmd_demo(int argc, char **argv) {
     return CLI_USAGE;
   }
   if (publish || read) {
+    if (o.duration > 0 && o.duration < o.open_wait) o.open_wait = o.duration;
     demo_install_signals();
     return publish ? demo_run_producer(name, &o) : demo_run_reader(name, &o);
   }

@@ -248,6 +248,9 @@ int cmd_top(int argc, char **argv) {
   size_t screen_len = 0;
   top_sample prev, cur;
   memset(&prev, 0, sizeof prev);
+  /* A first sample shortly before the first screen, so rates show at once. */
+  if (sample_take(in, &prev) < 0) sample_free(&prev);
+  cli_sleep_ns(100000000u, (volatile int *)&top_stop);
   int status = CLI_OK;
   uint64_t iter = 0;
   while (!top_stop) {
