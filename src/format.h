@@ -45,6 +45,7 @@
 #define SHMX__MAX_STATIC (1ull << 30)
 #define SHMX__MAX_FRAME (1ull << 40)  /* 1 TiB per frame: far past RAM */
 #define SHMX__RING_MSG_HDR 8u
+#define SHMX__READER_PREFAULT_MAX (256ull << 20) /* not format: reader policy */
 
 /* header.state */
 enum { SHMX__ST_INIT = 0, SHMX__ST_LIVE = 1, SHMX__ST_CLOSED = 2 };

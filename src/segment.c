@@ -195,8 +195,11 @@ int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
   if ((rc = shmx__map(fd, 0, s->g.frames_off, ro ? 1 : 3, !ro, &p)))
     goto fail_sys;
   s->ctl = p;
-  if ((rc = shmx__map(fd, s->g.frames_off, s->g.total - s->g.frames_off, 1,
-                      !ro, &p))) {
+  /* Readers pre-fault frame pages (no first-touch faults on the hot path)
+   * unless the area is huge; then pages fault in on first use. */
+  uint64_t flen = s->g.total - s->g.frames_off;
+  if ((rc = shmx__map(fd, s->g.frames_off, flen, 1,
+                      !ro && flen <= SHMX__READER_PREFAULT_MAX, &p))) {
     shmx__unmap(s->ctl, s->g.frames_off);
     s->ctl = NULL;
     goto fail_sys;
