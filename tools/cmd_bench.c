@@ -19,16 +19,22 @@ int shmx_bench_main(int argc, char **argv);
 #endif
 
 static const char bench_usage[] =
-    "usage: shmx bench [--json] [SUITE OPTIONS...]\n"
+    "usage: shmx bench [--json] [--quick] [--filter SUBSTR] [--rounds N]\n"
+    "                  [--list]\n"
     "\n"
-    "Run the core benchmark suite (publish/read latency, throughput, wake-up)\n"
-    "and print the table with ratios to this machine's own limits (memcpy,\n"
-    "futex round trip) measured in the same run.\n"
+    "Run the core benchmark suite (publish and read latency, throughput,\n"
+    "wake-up) and print p50/p99/p99.9 with ratios to this machine's own\n"
+    "limits (memcpy, futex round trip) measured in the same run.\n"
     "\n"
-    "Options:\n"
-    "  --json      one JSON line per result instead of the table\n"
-    "  -h, --help  this help\n"
-    "Other options are passed to the suite unchanged.\n";
+    "Options (passed to the suite unchanged):\n"
+    "  --json           one JSON object per line instead of the table\n"
+    "  --quick          a short run (smoke test; figures not meaningful)\n"
+    "  --filter SUBSTR  only cases whose name contains SUBSTR\n"
+    "  --rounds N       interleaved rounds per group\n"
+    "  --list           print the case names and exit\n"
+    "  -h, --help       this help\n"
+    "\n"
+    "Exit status: 0 every case ran, 1 a case could not run, 2 usage error.\n";
 
 #ifndef SHMX_HAVE_BENCH_LIB
 /* Directory of the running executable into buf (no trailing slash). */

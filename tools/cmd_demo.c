@@ -63,6 +63,7 @@ typedef struct child {
   demo_report last, shown; /* newest report, and the one at the last render */
   int have;
   uint64_t lat_max;  /* max latency since the last render */
+  uint64_t lat_max_all;
   char buf[sizeof(demo_report)];
   size_t buf_len;
 } child;
@@ -133,6 +134,8 @@ static void drain(child *c) {
       c->buf_len = 0;
       if (r.magic != DEMO_REPORT_MAGIC) continue;
       if (r.lat_max_ns > c->lat_max) c->lat_max = r.lat_max_ns;
+      if (r.lat_max_ns > c->lat_max_all) c->lat_max_all = r.lat_max_ns;
+      if (!c->have) c->shown = r; /* rates start from the first report */
       c->last = r;
       c->have = 1;
     }
@@ -169,9 +172,15 @@ static void bar(FILE *o, double frac, int width) {
   fputc(']', o);
 }
 
+/* Rate of a counter between two reports, by the reports' own clocks. */
+static double rate(const demo_report *r, const demo_report *s, uint64_t a,
+                   uint64_t b) {
+  if (r->t_ns <= s->t_ns || a < b || s->t_ns == 0) return 0;
+  return (double)(a - b) / ((double)(r->t_ns - s->t_ns) / 1e9);
+}
+
 static void render(view *v, child *cs, int n, int final) {
   double now = cli_now_s();
-  double dt = now - v->last_render;
   double el = now - v->t0;
   FILE *o = stdout;
   const char *b = v->tty ? "\033[1m" : "", *off = v->tty ? "\033[0m" : "",
@@ -194,8 +203,8 @@ static void render(view *v, child *cs, int n, int final) {
     for (int i = 0; i < n; i++) {
       child *c = &cs[i];
       demo_report *r = &c->last, *s = &c->shown;
-      double fps = dt > 0 && r->frames >= s->frames ? (double)(r->frames - s->frames) / dt : 0;
-      double mbs = dt > 0 && r->bytes >= s->bytes ? (double)(r->bytes - s->bytes) / dt / 1e6 : 0;
+      double fps = rate(r, s, r->frames, s->frames);
+      double mbs = rate(r, s, r->bytes, s->bytes) / 1e6;
       if (final) {
         fps = el > 0 ? (double)r->frames / el : 0;
         mbs = el > 0 ? (double)r->bytes / el / 1e6 : 0;
@@ -208,7 +217,7 @@ static void render(view *v, child *cs, int n, int final) {
         uint64_t avg = final ? (r->frames ? r->lat_sum_ns / r->frames : 0)
                              : (df ? (r->lat_sum_ns - s->lat_sum_ns) / df : 0);
         cli_fmt_ns(avg, a, sizeof a);
-        cli_fmt_ns(c->lat_max, m, sizeof m);
+        cli_fmt_ns(final ? c->lat_max_all : c->lat_max, m, sizeof m);
         snprintf(lat, sizeof lat, "%s / %s", a, m);
         fprintf(o, " %5llu %17s %8llu %8llu %s%6llu%s", (unsigned long long)r->lag,
                 lat, (unsigned long long)r->dropped, (unsigned long long)r->expired,
@@ -229,8 +238,8 @@ static void render(view *v, child *cs, int n, int final) {
     for (int i = 0; i < n; i++) {
       child *c = &cs[i];
       demo_report *r = &c->last, *s = &c->shown;
-      double fps = dt > 0 && r->frames >= s->frames ? (double)(r->frames - s->frames) / dt : 0;
-      double mbs = dt > 0 && r->bytes >= s->bytes ? (double)(r->bytes - s->bytes) / dt / 1e6 : 0;
+      double fps = rate(r, s, r->frames, s->frames);
+      double mbs = rate(r, s, r->bytes, s->bytes) / 1e6;
       fprintf(o, "[%5.1fs] %-20s pid %-7d %7.1f frames/s %7.1f MB/s  frames %llu", el,
               c->label, (int)c->pid, fps, mbs, (unsigned long long)r->frames);
       if (r->role == DEMO_ROLE_READER) {
@@ -247,6 +256,7 @@ static void render(view *v, child *cs, int n, int final) {
   }
   fflush(o);
   for (int i = 0; i < n; i++) {
+    if (cs[i].last.t_ns == cs[i].shown.t_ns) continue; /* no news: keep window */
     cs[i].shown = cs[i].last;
     cs[i].lat_max = 0;
   }

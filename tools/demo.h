@@ -67,6 +67,7 @@ typedef struct demo_report {
   uint64_t lat_max_ns;  /* since the previous report */
   uint64_t lag;         /* frames behind the newest at the last read */
   uint64_t last_frame;  /* newest frame id published / read */
+  uint64_t t_ns;        /* CLOCK_MONOTONIC when sent: rates use it */
 } demo_report;
 
 typedef struct demo_opts {

@@ -37,6 +37,7 @@ static void send_report(const demo_opts *o, demo_report *r) {
   if (o->report_fd < 0) return;
   r->magic = DEMO_REPORT_MAGIC;
   r->pid = (int32_t)getpid();
+  r->t_ns = shmx_now_ns();
   ssize_t w;
   do
     w = write(o->report_fd, r, sizeof *r);
