@@ -154,8 +154,9 @@ SHMX_API void shmx_wc_close(shmx_wc *c);
  * Returns 1 (valid), 0 if offset is at or past the end of the file (the
  * cursor is then invalid, not an error), or an error: SHMX_E_LIMIT (handle
  * limit reached, all regions in use), -ENOMEM, -EMFILE, -ENOENT/-EBADF
- * (the path or fd now names another file), SHMX_E_SHRUNK (the file shrank
- * below offset while a region of it was mapped), SHMX_E_ARG. */
+ * (the path or fd now names another file), SHMX_E_STATE (manager
+ * destroyed). The end of the file is re-read before 0 is returned, so an
+ * offset the file lost by shrinking also gives 0. */
 SHMX_API int shmx_wc_use(shmx_wc *c, uint64_t offset, uint64_t size);
 
 /* Release the cursor's window (it stays cached in the manager). */

@@ -520,14 +520,9 @@ static int map_window(shmx_wm *wm, shmx_wc *c, uint64_t offset,
   uint64_t size = 0;
   rc = cursor_fd(wm, c, &fd, &size);
   if (rc) goto fail;
-  uint64_t old = fsz;
   file_set_size(wm, f, size);
-  if (offset >= size) {
-    rc = offset < old ? shmx__err(SHMX_E_SHRUNK,
-                                  "file shrank to %llu bytes, offset %llu",
-                                  (unsigned long long)size,
-                                  (unsigned long long)offset)
-                      : 0;
+  if (offset >= size) { /* it shrank meanwhile: past the end, as any */
+    rc = 0;
     goto fail;
   }
 

@@ -73,10 +73,14 @@ static int view_getbuffer(PyObject *self, Py_buffer *view, int flags) {
   return PyBuffer_FillInfo(view, self, (void *)v->ptr, v->len, 1, flags);
 }
 
+static void region_export_done(PyObject *owner);
+static void region_export_begin(PyObject *owner);
+
 static void view_dealloc(PyObject *self) {
   ViewObject *v = (ViewObject *)self;
   PyTypeObject *tp = Py_TYPE(self);
   if (v->region) shmx_wm_region_unuse(v->region);
+  if (v->owner) region_export_done(v->owner);
   Py_XDECREF(v->owner);
   tp->tp_free(self);
   Py_DECREF(tp);
@@ -106,7 +110,10 @@ static PyObject *make_view(smmap_state *st, shmx_wm_region *region,
   }
   v->region = region;
   v->owner = owner;
-  Py_XINCREF(owner);
+  if (owner) {
+    Py_INCREF(owner);
+    region_export_begin(owner);
+  }
   v->ptr = ptr;
   v->len = (Py_ssize_t)len;
   PyObject *mv = PyMemoryView_FromObject((PyObject *)v);
@@ -927,6 +934,16 @@ static PyObject *region_view(PyObject *op) {
   }
   return make_view(st, NULL, op, self->base, self->size);
 }
+
+static void region_export_begin(PyObject *owner) {
+  ((RegionObject *)owner)->exports++;
+}
+
+/* The last view of a released standalone region unmaps it. */
+static void region_export_done(PyObject *owner) {
+  RegionObject *self = (RegionObject *)owner;
+  if (--self->exports == 0 && self->released) region_standalone_unmap(self);
+}
 static PyObject *region_buffer(PyObject *op, PyObject *u) {
   (void)u;
   return region_view(op);
@@ -1355,4 +1372,5 @@ static struct PyModuleDef smmap_module = {
     .m_free = smmap_free,
 };
 
+PyMODINIT_FUNC PyInit__smmap(void);
 PyMODINIT_FUNC PyInit__smmap(void) { return PyModuleDef_Init(&smmap_module); }
