@@ -1343,8 +1343,8 @@ static PyObject *client_make_frame(ClientObject *self, shmx_frame *f) {
       if (k < 0 && !refreshed) {
         /* new stream in the schema: re-read it (flaw of 1.0.1: never did) */
         refreshed = 1;
-        int rc = shmx_client_refresh(c->cl);
-        if (rc > 0 && client_load_streams(self) < 0) PyErr_Clear();
+        (void)shmx_client_refresh(c->cl); /* reads may have refreshed already */
+        if (client_load_streams(self) < 0) PyErr_Clear();
         for (Py_ssize_t j = 0; j < self->ninfo; j++)
           if (self->info[j].id == fs->stream_id) { k = j; break; }
       }
