@@ -17,12 +17,12 @@
 
 enum { K_BASE, K_CASE };
 enum { T_NONE, T_LAT, T_FLAT, T_WAIT, T_SPEED, T_APART };
-enum { R_PINGPONG, R_FUTEX, R_MEMCPY, R_SPIN, R_WAIT, R_PUBLISH };
+enum { R_PINGPONG, R_FUTEX, R_MEMCPY, R_SPIN, R_NOTIFY, R_WAIT, R_PUBLISH };
 
 typedef struct mdef {
   const char *name;
   int group;
-  int base;    /* index of the baseline in defs[], or -1 */
+  const char *base; /* name of the baseline in defs[], or NULL */
   int kind;    /* K_BASE / K_CASE */
   int target;  /* T_* */
   int run;     /* R_* */
@@ -35,21 +35,30 @@ typedef struct mdef {
 #define MiB ((size_t)1024 * 1024)
 
 static const mdef defs[] = {
-    {"pingpong_cacheline", 0, -1, K_BASE, T_NONE, R_PINGPONG, 64, 1, 0, 100000, 1000},
-    {"latency_64B_spin", 0, 0, K_CASE, T_LAT, R_SPIN, 64, 1, 1, 100000, 1000},
-    {"latency_64KiB_spin", 0, 1, K_CASE, T_FLAT, R_SPIN, 64 * KiB, 1, 1, 100000, 1000},
-    {"latency_1MiB_spin", 0, 1, K_CASE, T_FLAT, R_SPIN, 1 * MiB, 1, 1, 100000, 1000},
-    {"latency_8MiB_spin", 0, 1, K_CASE, T_FLAT, R_SPIN, 8 * MiB, 1, 1, 100000, 1000},
-    {"futex_pingpong", 1, -1, K_BASE, T_NONE, R_FUTEX, 64, 1, 0, 10000, 100},
-    {"latency_64B_wait", 1, 5, K_CASE, T_WAIT, R_WAIT, 64, 1, 1, 10000, 100},
-    {"memcpy_1MiB", 2, -1, K_BASE, T_NONE, R_MEMCPY, 1 * MiB, 1, 0, 5000, 100},
-    {"publish_1MiB_copy", 2, 7, K_CASE, T_SPEED, R_PUBLISH, 1 * MiB, 1, 0, 5000, 100},
-    {"memcpy_64B", 3, -1, K_BASE, T_NONE, R_MEMCPY, 64, 16, 0, 40000, 1000},
-    {"publish_64B_1reader", 3, 9, K_CASE, T_NONE, R_PUBLISH, 64, 16, 1, 40000, 1000},
-    {"publish_64B_16readers", 3, 10, K_CASE, T_APART, R_PUBLISH, 64, 16, 16, 40000, 1000},
+    {"pingpong_cacheline", 0, NULL, K_BASE, T_NONE, R_PINGPONG, 64, 1, 0, 100000, 1000},
+    {"latency_64B_spin", 0, "pingpong_cacheline", K_CASE, T_LAT, R_SPIN, 64, 1, 1, 100000, 1000},
+    {"notify_64B_spin", 0, "pingpong_cacheline", K_CASE, T_NONE, R_NOTIFY, 64, 1, 1, 100000, 1000},
+    {"latency_64KiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 64 * KiB, 1, 1, 100000, 1000},
+    {"latency_1MiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 1 * MiB, 1, 1, 100000, 1000},
+    {"latency_8MiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 8 * MiB, 1, 1, 100000, 1000},
+    {"futex_pingpong", 1, NULL, K_BASE, T_NONE, R_FUTEX, 64, 1, 0, 10000, 100},
+    {"latency_64B_wait", 1, "futex_pingpong", K_CASE, T_WAIT, R_WAIT, 64, 1, 1, 10000, 100},
+    {"memcpy_1MiB", 2, NULL, K_BASE, T_NONE, R_MEMCPY, 1 * MiB, 1, 0, 5000, 100},
+    {"publish_1MiB_copy", 2, "memcpy_1MiB", K_CASE, T_SPEED, R_PUBLISH, 1 * MiB, 1, 0, 5000, 100},
+    {"memcpy_64B", 3, NULL, K_BASE, T_NONE, R_MEMCPY, 64, 16, 0, 40000, 1000},
+    {"publish_64B_1reader", 3, "memcpy_64B", K_CASE, T_NONE, R_PUBLISH, 64, 16, 1, 40000, 1000},
+    {"publish_64B_16readers", 3, "publish_64B_1reader", K_CASE, T_APART, R_PUBLISH, 64, 16, 16, 40000, 1000},
 };
 #define NDEFS ((int)(sizeof defs / sizeof defs[0]))
 #define NGROUPS 4
+
+/* Index of defs[i]'s baseline, or -1. Baselines precede their cases. */
+static int base_index(int i) {
+  for (int k = 0; defs[i].base && k < i; k++)
+    if (!strcmp(defs[k].name, defs[i].base))
+      return k;
+  return -1;
+}
 #define ROUNDS_FULL 5
 
 static const char *target_text(int t) {
@@ -66,7 +75,7 @@ static const char *target_text(int t) {
 /* What each figure measures, for the table's legend. */
 static const char *unit_text(int run) {
   switch (run) {
-  case R_PINGPONG: case R_FUTEX: case R_SPIN: case R_WAIT:
+  case R_PINGPONG: case R_FUTEX: case R_SPIN: case R_NOTIFY: case R_WAIT:
     return "one-way latency";
   default:
     return "time per operation";
@@ -90,6 +99,7 @@ static int run_one(const mdef *d, size_t iters, bench_samples *out) {
   case R_FUTEX: return bench_base_futex(iters, out);
   case R_MEMCPY: return bench_base_memcpy(d->bytes, d->batch, iters, out);
   case R_SPIN: return bench_core_latency_spin(d->bytes, iters, out);
+  case R_NOTIFY: return bench_core_latency_notify(iters, out);
   case R_WAIT: return bench_core_latency_wait(iters, out);
   case R_PUBLISH:
     return bench_core_publish_copy(d->bytes, d->batch, d->readers, iters, out);
@@ -129,7 +139,7 @@ static void print_json(const mdef *d, const result *r, const result *base) {
          (unsigned long long)st->p999, (unsigned long long)st->min,
          (unsigned long long)st->max, st->mean, st->n, d->bytes,
          unit_text(d->run));
-  if (d->base < 0 || !base) {
+  if (!d->base || !base) {
     printf("\"baseline\":null,\"baseline_p50_ns\":null,\"target\":null,"
            "\"met\":null}\n");
     return;
@@ -139,7 +149,7 @@ static void print_json(const mdef *d, const result *r, const result *base) {
   const char *t = target_text(d->target);
   printf("\"baseline\":\"%s\",\"baseline_p50_ns\":%llu,\"ratio_p50\":%.3f,"
          "\"ratio_p99\":%.3f,",
-         defs[d->base].name, (unsigned long long)base->st.p50, r50, r99);
+         d->base, (unsigned long long)base->st.p50, r50, r99);
   if (d->target == T_SPEED && st->p50)
     printf("\"speed_vs_baseline\":%.3f,",
            (double)base->st.p50 / (double)st->p50);
@@ -161,13 +171,13 @@ static void print_row(const mdef *d, const result *r, const result *base,
   const bench_stats *st = &r->st;
   printf("%-22s %9llu %9llu %9llu  ", d->name, (unsigned long long)st->p50,
          (unsigned long long)st->p99, (unsigned long long)st->p999);
-  if (d->base < 0 || !base) {
+  if (!d->base || !base) {
     printf("%-20s\n", "(baseline)");
     return;
   }
   double r50, r99;
   int met = judge(d, st, &base->st, &r50, &r99);
-  printf("%-20s %9llu %7.2f %7.2f  ", defs[d->base].name,
+  printf("%-20s %9llu %7.2f %7.2f  ", d->base,
          (unsigned long long)base->st.p50, r50, r99);
   const char *t = target_text(d->target);
   if (!t) {
@@ -259,8 +269,8 @@ static int bench_run(int argc, char **argv) {
     return 2;
   }
   for (int i = NDEFS - 1; i >= 0; i--)
-    if (need[i] && defs[i].base >= 0)
-      need[defs[i].base] = 1; /* bases come earlier in the table */
+    if (need[i] && base_index(i) >= 0)
+      need[base_index(i)] = 1; /* bases come earlier in the table */
 
   bench_remove_stale_channels();
   bench_cpu_setup();
@@ -301,8 +311,9 @@ static int bench_run(int argc, char **argv) {
         continue;
       }
       const result *base = NULL;
-      if (defs[i].base >= 0 && !res[defs[i].base].failed)
-        base = &res[defs[i].base];
+      int b = base_index(i);
+      if (b >= 0 && !res[b].failed)
+        base = &res[b];
       if (o.json)
         print_json(&defs[i], &res[i], base);
       else

@@ -14,6 +14,9 @@
  *                      visibility + latest + touching the frame. The
  *                      producer writes only those two lines, so the figure
  *                      shows whether publish/latest cost grows with size.
+ * notify_64B_spin      The same up to the reader seeing shmx_client_frame_seq()
+ *                      move; it reads no frame. Splits latency_64B_spin into
+ *                      notification and shmx_client_latest() + touch.
  * latency_64B_wait     The same, the reader blocked in shmx_client_wait();
  *                      the producer publishes once /proc shows it asleep.
  * publish_<size>_...   Producer-side cost of begin + append (copy) +
@@ -36,8 +39,10 @@ struct lat_side {
   alignas(64) _Atomic uint64_t ack; /* reader-written line */
   alignas(64) _Atomic uint32_t ready;
   _Atomic int32_t err;
+  _Atomic uint64_t t0_copy; /* seq-only mode: t0, ordered by publish */
   uint64_t total, warm, bytes;
   int wait_mode;
+  int seq_only; /* stop the clock when frame_seq moves; read no frame */
   char name[96];
   uint64_t samples[];
 };
@@ -105,7 +110,22 @@ static int lat_reader(void *arg) {
   }
   atomic_store_explicit(&s->ready, 1, memory_order_release);
   int exit_code = 0;
-  for (uint64_t i = 1; i <= s->total; i++) {
+  for (uint64_t i = 1; s->seq_only && i <= s->total; i++) {
+    bench_spin sp;
+    bench_spin_init(&sp, BENCH_STEP_TIMEOUT_NS);
+    while (shmx_client_frame_seq(cl) < i)
+      if (bench_spin_wait(&sp)) {
+        exit_code = 3;
+        goto out;
+      }
+    uint64_t t1 = bench_now();
+    atomic_thread_fence(memory_order_acquire); /* pairs with publish */
+    uint64_t t0 = atomic_load_explicit(&s->t0_copy, memory_order_relaxed);
+    if (i > s->warm)
+      s->samples[i - 1 - s->warm] = t1 > t0 ? t1 - t0 : 0;
+    atomic_store_explicit(&s->ack, i, memory_order_release);
+  }
+  for (uint64_t i = 1; !s->seq_only && i <= s->total; i++) {
     shmx_frame f;
     if (lat_get(s, cl, i, &f) != 0) {
       exit_code = 3;
@@ -134,14 +154,15 @@ static int lat_reader(void *arg) {
       s->samples[i - 1 - s->warm] = t1 > t0 ? t1 - t0 : 0;
     atomic_store_explicit(&s->ack, i, memory_order_release);
   }
+out:
   shmx_client_close(cl);
   return exit_code;
 }
 
 /* ---- latency: producer -------------------------------------------------- */
 
-static int lat_run(const char *tag, size_t bytes, int wait_mode, size_t iters,
-                   bench_samples *out) {
+static int lat_run(const char *tag, size_t bytes, int wait_mode, int seq_only,
+                   size_t iters, bench_samples *out) {
   if (bytes < 16)
     return -1;
   size_t warm = wait_mode ? iters / 20 + 10 : iters / 20 + 100;
@@ -153,6 +174,7 @@ static int lat_run(const char *tag, size_t bytes, int wait_mode, size_t iters,
   s->warm = warm;
   s->bytes = bytes;
   s->wait_mode = wait_mode;
+  s->seq_only = seq_only;
   bench_channel_name(s->name, sizeof s->name, tag);
 
   shmx_server *srv = NULL;
@@ -189,6 +211,7 @@ static int lat_run(const char *tag, size_t bytes, int wait_mode, size_t iters,
     }
     uint64_t t0 = bench_now();
     memcpy(d, &t0, 8);
+    atomic_store_explicit(&s->t0_copy, t0, memory_order_relaxed);
     rc = shmx_server_publish(srv, 0.0, NULL);
     if (rc != 0) {
       fail("shmx_server_publish", rc);
@@ -227,11 +250,15 @@ static int lat_run(const char *tag, size_t bytes, int wait_mode, size_t iters,
 int bench_core_latency_spin(size_t bytes, size_t iters, bench_samples *out) {
   char tag[32];
   snprintf(tag, sizeof tag, "spin%zu", bytes);
-  return lat_run(tag, bytes, 0, iters, out);
+  return lat_run(tag, bytes, 0, 0, iters, out);
+}
+
+int bench_core_latency_notify(size_t iters, bench_samples *out) {
+  return lat_run("seq64", 64, 0, 1, iters, out);
 }
 
 int bench_core_latency_wait(size_t iters, bench_samples *out) {
-  return lat_run("wait64", 64, 1, iters, out);
+  return lat_run("wait64", 64, 1, 0, iters, out);
 }
 
 /* ---- publish cost ------------------------------------------------------- */
