@@ -38,7 +38,7 @@ struct shmx_client {
 
 static int pin(shmx_client *cl, uint32_t s) {
   if (cl->pinref[s]++ == 0)
-    atomic_fetch_or(&shmx__pins(&cl->seg, s)[cl->slot >> 6],
+    atomic_fetch_or(shmx__pin_word(&cl->seg, s, cl->slot >> 6),
                     1ull << (cl->slot & 63));
   return 0;
 }
@@ -46,7 +46,7 @@ static int pin(shmx_client *cl, uint32_t s) {
 static void unpin(shmx_client *cl, uint32_t s) {
   if (cl->pinref[s] == 0) return;
   if (--cl->pinref[s] == 0)
-    atomic_fetch_and(&shmx__pins(&cl->seg, s)[cl->slot >> 6],
+    atomic_fetch_and(shmx__pin_word(&cl->seg, s, cl->slot >> 6),
                      ~(1ull << (cl->slot & 63)));
 }
 
@@ -262,7 +262,7 @@ static void account(shmx_client *cl, const shmx_frame *f) {
 
 /* Latest frame; newer_only: NOFRAME unless newer than the last returned. */
 static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only) {
-  uint64_t now = shmx__mono_ns();
+  uint64_t now = shmx__mono_coarse_ns();
   int rc = pre_read(cl, now);
   if (rc < 0) return rc;
   struct shmx__hdr *h = shmx__hdr(&cl->seg);
@@ -308,7 +308,7 @@ int shmx_client_latest(shmx_client *cl, shmx_frame *f) {
 
 int shmx_client_next(shmx_client *cl, shmx_frame *f) {
   if (!cl || !f) return shmx__err(SHMX_E_ARG, "client or frame is NULL");
-  uint64_t now = shmx__mono_ns();
+  uint64_t now = shmx__mono_coarse_ns();
   int rc = pre_read(cl, now);
   if (rc < 0) return rc;
   struct shmx__hdr *h = shmx__hdr(&cl->seg);

@@ -91,6 +91,9 @@ void shmx__futex_wake(_Atomic uint32_t *addr, int n);
 int shmx__pid_alive(int32_t pid);
 int32_t shmx__getpid(void);
 uint64_t shmx__mono_ns(void);
+/* CLOCK_MONOTONIC_COARSE: same base, a few ms behind, a quarter the cost.
+ * Used for heartbeats and probe intervals on the read path. */
+uint64_t shmx__mono_coarse_ns(void);
 uint64_t shmx__real_ns(void);
 /* 64 random bits from the OS (getrandom), never 0. */
 uint64_t shmx__random64(void);

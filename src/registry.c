@@ -7,7 +7,7 @@
 void shmx__reg_clear_pins(const shmx__seg *s, uint32_t slot) {
   uint64_t mask = ~(1ull << (slot & 63));
   for (uint32_t i = 0; i < s->g.slots; i++)
-    atomic_fetch_and(&shmx__pins(s, i)[slot >> 6], mask);
+    atomic_fetch_and(shmx__pin_word(s, i, slot >> 6), mask);
 }
 
 int shmx__reg_claim(const shmx__seg *s, uint32_t *slot, uint64_t *id) {

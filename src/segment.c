@@ -15,7 +15,7 @@ static bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 static int geom_layout(shmx__geom *g) {
   uint64_t t, off;
   g->pin_words = (g->reader_slots + 63) / 64;
-  g->slotdesc_stride = 64 + 64 * ((g->pin_words * 8 + 63) / 64);
+  g->slotdesc_stride = 64 + 64 * (((g->pin_words - 1) * 8 + 63) / 64);
   g->static_off = SHMX__HDR_BYTES;
   if (!shmx__add_ok(g->static_off, g->static_cap, &t) ||
       !shmx__align_ok(t, 64, &g->slotdesc_off) ||
@@ -224,9 +224,8 @@ void shmx__seg_detach(shmx__seg *s) {
 
 uint32_t shmx__slot_pins(const shmx__seg *s, uint32_t i) {
   uint32_t n = 0;
-  _Atomic uint64_t *p = shmx__pins(s, i);
   for (uint32_t w = 0; w < s->g.pin_words; w++)
-    n += (uint32_t)__builtin_popcountll(atomic_load(&p[w]));
+    n += (uint32_t)__builtin_popcountll(atomic_load(shmx__pin_word(s, i, w)));
   return n;
 }
 

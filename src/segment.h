@@ -63,8 +63,12 @@ static inline struct shmx__slotdesc *shmx__slot(const shmx__seg *s,
   return (struct shmx__slotdesc *)(void *)(s->ctl + s->g.slotdesc_off +
                                            (uint64_t)i * s->g.slotdesc_stride);
 }
-static inline _Atomic uint64_t *shmx__pins(const shmx__seg *s, uint32_t i) {
-  return (_Atomic uint64_t *)(void *)((uint8_t *)shmx__slot(s, i) + 64);
+/* Pin bitmap word w of frame slot i (word 0 lives in the descriptor line). */
+static inline _Atomic uint64_t *shmx__pin_word(const shmx__seg *s, uint32_t i,
+                                               uint32_t w) {
+  struct shmx__slotdesc *d = shmx__slot(s, i);
+  if (w == 0) return &d->pin0;
+  return (_Atomic uint64_t *)(void *)((uint8_t *)d + 64 + (uint64_t)(w - 1) * 8);
 }
 static inline struct shmx__reader *shmx__rdr(const shmx__seg *s, uint32_t i) {
   return (struct shmx__reader *)(void *)(s->ctl + s->g.readers_off +
@@ -101,9 +105,8 @@ static inline double shmx__ld_f64(const double *p) {
 uint32_t shmx__slot_pins(const shmx__seg *s, uint32_t i);
 /* True if any reader pins frame slot i. */
 static inline bool shmx__slot_pinned(const shmx__seg *s, uint32_t i) {
-  _Atomic uint64_t *p = shmx__pins(s, i);
   for (uint32_t w = 0; w < s->g.pin_words; w++)
-    if (atomic_load(&p[w])) return true;
+    if (atomic_load(shmx__pin_word(s, i, w))) return true;
   return false;
 }
 

@@ -49,6 +49,16 @@ uint64_t shmx__mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t shmx__mono_coarse_ns(void) {
+#ifdef CLOCK_MONOTONIC_COARSE
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#else
+  return shmx__mono_ns();
+#endif
+}
+
 uint64_t shmx__real_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
