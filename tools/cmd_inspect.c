@@ -219,7 +219,9 @@ static void print_text(const char *name, const snapshot *s, int all) {
            "COMP", "LAYOUT", "BYTES/ELEM", "EXTRA");
     for (int i = 0; i < s->n_streams; i++) {
       const shmx_stream_info *st = &s->streams[i];
-      printf("  %6u  %-20s  %-8s  %5u  %-6s  %10u  %5u\n", st->id, st->name,
+      char nm[SHMX_STREAM_NAME_MAX + 1];
+      printf("  %6u  %-20s  %-8s  %5u  %-6s  %10u  %5u\n", st->id,
+             cli_printable(st->name, nm, sizeof nm),
              shmx_dtype_name(st->dtype), st->components,
              shmx_layout_name(st->layout), st->bytes_per_elem, st->extra_len);
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "demo.h"
+#include "util.h"
 
 const shmx_stream_spec demo_streams[4] = {
     {DEMO_ST_IMAGE, "image", SHMX_DT_U8, 3, SHMX_LAYOUT_AOS_VECTOR, 3, NULL, 0},
@@ -126,8 +127,10 @@ int demo_check_schema(shmx_client *cl, char *why, size_t cap) {
       if (strcmp(st[i].name, want->name) != 0 || st[i].dtype != want->dtype ||
           st[i].components != want->components ||
           st[i].bytes_per_elem != want->bytes_per_elem) {
+        char nm[64];
+        cli_printable(st[i].name, nm, sizeof nm);
         snprintf(why, cap, "stream %u is '%s' %s x%u, not the demo's '%s'",
-                 st[i].id, st[i].name, shmx_dtype_name(st[i].dtype),
+                 st[i].id, nm, shmx_dtype_name(st[i].dtype),
                  st[i].components, want->name);
         return -1;
       }

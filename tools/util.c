@@ -49,7 +49,7 @@ void cli_chan_error(const char *cmd, const char *name, int err) {
   char prefix[SHMX_NAME_MAX + 16];
   snprintf(prefix, sizeof prefix, "channel '%s'", name);
   size_t pl = strlen(prefix);
-  if (strncmp(d, prefix, pl) == 0) {
+  while (strncmp(d, prefix, pl) == 0) {
     d += pl;
     while (*d == ':' || *d == ' ') d++;
   }
@@ -157,6 +157,16 @@ uint64_t cli_segment_resident(const char *name) {
   snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, name);
   if (stat(path, &st) != 0 || st.st_blocks < 0) return 0;
   return (uint64_t)st.st_blocks * 512u;
+}
+
+const char *cli_printable(const char *s, char *buf, size_t cap) {
+  size_t o = 0;
+  if (cap == 0) return buf;
+  for (const unsigned char *p = (const unsigned char *)(s ? s : "");
+       *p && o + 1 < cap; p++)
+    buf[o++] = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
+  buf[o] = 0;
+  return buf;
 }
 
 double cli_now_s(void) {

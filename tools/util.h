@@ -70,6 +70,10 @@ uint64_t cli_age_ns(uint64_t now, uint64_t ts);
  * cannot be stat'ed. */
 uint64_t cli_segment_resident(const char *name);
 
+/* s with control characters (C0, DEL) replaced by '?', truncated to fit
+ * buf: safe to print to a terminal. Returns buf. */
+const char *cli_printable(const char *s, char *buf, size_t cap);
+
 /* Monotonic seconds as a double (for rates). */
 double cli_now_s(void);
 /* Sleep for ns nanoseconds (restarts on EINTR unless *stop becomes set;
