@@ -503,6 +503,11 @@ def test_demo_reader_of_missing_channel_fails(env):
     assert f"channel '{name}'" in r.stderr and "not found" in r.stderr
 
 
-def test_bench_help_runs_without_the_suite():
+def test_bench_reaches_the_suite():
     r = run("bench", "--help")
     assert r.returncode == 0 and "--json" in r.stdout
+    r = run("bench", "--list")
+    assert r.returncode == 0, r.stderr
+    assert "(baseline)" in r.stdout and len(r.stdout.splitlines()) > 3
+    r = run("bench", "--no-such-option")
+    assert r.returncode == 2
