@@ -80,7 +80,7 @@ static int fill_frame(shmx_server *srv, uint64_t fid, uint32_t particles) {
 int demo_run_producer(const char *name, const demo_opts *o) {
   shmx_server_config cfg;
   shmx_server_config_init(&cfg);
-  cfg.slots = 4;
+  cfg.slots = 8; /* 3 readers pinning one frame each never force an overwrite */
   cfg.reader_slots = 16;
   /* Room for the payload plus per-stream record headers and alignment. */
   cfg.frame_bytes_cap = demo_payload_bytes(o->particles) + 64u * 1024u;

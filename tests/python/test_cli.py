@@ -207,7 +207,7 @@ def test_ls_shows_live_channel_then_marks_it_stale(env):
                   what="ls to show the reader")
     assert ch["status"] == "live" and ch["stale"] is False
     assert ch["owner_pid"] == prod.pid and ch["owner_alive"] is True
-    assert ch["slots"] == 4 and ch["reader_slots"] == 16
+    assert ch["slots"] == 8 and ch["reader_slots"] == 16
     assert ch["frame_bytes_cap"] > 320 * 240 * 3
     assert ch["frames"] > 0
     assert ch["rate_hz"] > 0  # publishing at 200 frames/s
@@ -238,7 +238,7 @@ def test_inspect_json_and_text_of_a_live_channel(env):
     h = d["header"]
     assert h["owner_pid"] == prod.pid and h["owner_alive"] is True
     assert h["magic"] == "0x314e48435848534d"
-    assert h["slots"] == 4 and h["frame_seq"] > 0
+    assert h["slots"] == 8 and h["frame_seq"] > 0
     streams = {s["name"]: s for s in d["streams"]}
     assert set(streams) == {"image", "positions", "velocities", "ids"}
     assert streams["positions"]["dtype_name"] == "float32"
@@ -256,7 +256,7 @@ def test_inspect_json_and_text_of_a_live_channel(env):
     assert 0 < r["last_frame_seen"] <= h["frame_seq"]
     assert r["lag"] == h["frame_seq"] - r["last_frame_seen"]
     assert r["frames_read"] > 0
-    assert len(d["slots"]) == 4
+    assert len(d["slots"]) == 8
     assert sum(s["latest"] for s in d["slots"]) == 1
     assert any(s["state"] == "published" for s in d["slots"])
 
