@@ -154,7 +154,7 @@ typedef struct shmx_state {
   PyObject *exc[X__COUNT];
   /* interned dict keys */
   PyObject *k_data, *k_elem_count, *k_bytes, *k_array, *k_metadata,
-      *k_frame_id, *k_sim_time, *k_payload_bytes, *k_tlv_count;
+      *k_frame_id, *k_sim_time, *k_payload_bytes, *k_tlv_count, *k_frame;
 } shmx_state;
 
 static struct PyModuleDef shmx_module_def;
@@ -931,7 +931,7 @@ static PyObject *frame_to_dict(FrameObject *self) {
     if ((v = PyLong_FromUnsignedLong(self->f.tlv_count)) == NULL ||
         PyDict_SetItem(md, st->k_tlv_count, v) < 0) { Py_XDECREF(v); goto fail; }
     Py_DECREF(v);
-    if (PyDict_SetItemString(md, "frame", (PyObject *)self) < 0) goto fail;
+    if (PyDict_SetItem(md, st->k_frame, (PyObject *)self) < 0) goto fail;
   }
   for (Py_ssize_t i = 0; i < Py_SIZE(self); i++) {
     fstream *s = &self->s[i];
@@ -1127,6 +1127,12 @@ typedef struct ClientObject {
   Py_ssize_t ninfo;
   PyObject *last_error;
   PyObject *weakreflist;
+  /* get_latest_frame() cache: the Frame of the last result and the dict it
+     was built into (a template: only copies are handed out). A repeated call
+     on an unchanged frame re-validates through the core (heartbeat, reaped,
+     closed, dead checks all run), then copies the template. */
+  FrameObject *cache_frame;
+  PyObject *cache_tmpl;
 } ClientObject;
 
 static void client_set_error(ClientObject *self, int code, const char *what,
@@ -1179,7 +1185,13 @@ static int client_load_streams(ClientObject *self) {
   return 0;
 }
 
+static void client_drop_cache(ClientObject *self) {
+  Py_CLEAR(self->cache_tmpl);
+  Py_CLEAR(self->cache_frame);
+}
+
 static void client_drop(ClientObject *self) {
+  client_drop_cache(self);
   ccore *c = self->core;
   self->core = NULL;
   Py_CLEAR(self->names);
@@ -1192,10 +1204,12 @@ static void client_drop(ClientObject *self) {
 static int Client_traverse(ClientObject *self, visitproc visit, void *arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->last_error);
+  Py_VISIT(self->cache_tmpl);
   return 0;
 }
 static int Client_clear(ClientObject *self) {
   Py_CLEAR(self->last_error);
+  Py_CLEAR(self->cache_tmpl);
   return 0;
 }
 static void Client_dealloc(ClientObject *self) {
@@ -1368,7 +1382,54 @@ static PyObject *client_make_frame(ClientObject *self, shmx_frame *f) {
   return (PyObject *)fr;
 }
 
-/* latest: returns 1 with *out set, 0 for "no frame" (code in *code), -1 err */
+/* Copy the cached template: a new outer dict, new metadata and stream
+ * dicts; the memoryviews and typed views are shared (read-only exporters of
+ * the same pinned frame). A memoryview the caller released is replaced. */
+static PyObject *client_copy_template(ClientObject *self) {
+  FrameObject *fr = self->cache_frame;
+  PyObject *tmpl = self->cache_tmpl;
+  PyObject *out = PyDict_Copy(tmpl);
+  if (out == NULL) return NULL;
+  Py_ssize_t pos = 0;
+  PyObject *k, *v;
+  while (PyDict_Next(tmpl, &pos, &k, &v)) {
+    if (!PyDict_CheckExact(v)) continue;
+    if (k != self->st->k_metadata) {
+      PyObject *mv = PyDict_GetItemWithError(v, self->st->k_data);
+      int released = 1;
+#ifdef _Py_MEMORYVIEW_RELEASED
+      if (mv != NULL && PyMemoryView_Check(mv))
+        released = (((PyMemoryViewObject *)mv)->flags & _Py_MEMORYVIEW_RELEASED) != 0;
+#endif
+      if (released) {
+        Py_ssize_t i = frame_find(fr, k);
+        if (i >= 0) {
+          PyObject *raw = frame_stream_view(fr, i, 0);
+          PyObject *nmv = raw ? PyMemoryView_FromObject(raw) : NULL;
+          Py_XDECREF(raw);
+          if (nmv == NULL || PyDict_SetItem(v, self->st->k_data, nmv) < 0) {
+            Py_XDECREF(nmv);
+            Py_DECREF(out);
+            return NULL;
+          }
+          Py_DECREF(nmv);
+        } else if (PyErr_Occurred()) {
+          Py_DECREF(out);
+          return NULL;
+        }
+      }
+    }
+    PyObject *inner = PyDict_Copy(v);
+    if (inner == NULL || PyDict_SetItem(out, k, inner) < 0) {
+      Py_XDECREF(inner);
+      Py_DECREF(out);
+      return NULL;
+    }
+    Py_DECREF(inner);
+  }
+  return out;
+}
+
 static PyObject *Client_get_latest_frame(ClientObject *self, PyObject *unused) {
   (void)unused;
   ccore *c = client_core(self, "get_latest_frame");
@@ -1378,16 +1439,34 @@ static PyObject *Client_get_latest_frame(ClientObject *self, PyObject *unused) {
   if (rc < 0) {
     /* 1.0.1 returned None for "no frame" and failed validation; keep it and
        record why. */
+    client_drop_cache(self);
     if (rc == SHMX_E_NOFRAME) {
       Py_RETURN_NONE;
     }
     client_set_error(self, rc, "get_latest_frame", shmx_errmsg());
     Py_RETURN_NONE;
   }
+  FrameObject *cf = self->cache_frame;
+  if (cf != NULL && cf->held && cf->core == c && cf->f.frame_id == f.frame_id &&
+      cf->f.slot == f.slot) {
+    shmx_frame_release(c->cl, &f); /* the cache already pins this frame */
+    if (self->cache_tmpl == NULL) {
+      /* second call on this frame: build the template once */
+      self->cache_tmpl = frame_to_dict(cf);
+      if (self->cache_tmpl == NULL) return NULL;
+    }
+    return client_copy_template(self);
+  }
+  client_drop_cache(self);
   PyObject *fr = client_make_frame(self, &f);
   if (fr == NULL) return NULL;
   PyObject *d = frame_to_dict((FrameObject *)fr);
-  Py_DECREF(fr);
+  if (d == NULL) {
+    Py_DECREF(fr);
+    return NULL;
+  }
+  /* first call on a new frame: hand out the fresh dict, remember the frame */
+  self->cache_frame = (FrameObject *)fr;
   return d;
 }
 
@@ -1538,6 +1617,7 @@ static PyObject *Client_refresh_static(ClientObject *self, PyObject *unused) {
   (void)unused;
   ccore *c = client_core(self, "refresh_static");
   if (c == NULL) return NULL;
+  client_drop_cache(self);
   int rc = shmx_client_refresh(c->cl);
   if (rc < 0) {
     client_set_error(self, rc, "refresh_static", shmx_errmsg());
@@ -1551,6 +1631,7 @@ static PyObject *Client_refresh(ClientObject *self, PyObject *unused) {
   (void)unused;
   ccore *c = client_core(self, "refresh");
   if (c == NULL) return NULL;
+  client_drop_cache(self);
   int rc = shmx_client_refresh(c->cl);
   if (rc < 0) return raise_last(self->st, rc, "refresh");
   if (client_load_streams(self) < 0) return NULL;
@@ -3034,6 +3115,7 @@ static int module_exec(PyObject *m) {
   INTERN(k_sim_time, "sim_time");
   INTERN(k_payload_bytes, "payload_bytes");
   INTERN(k_tlv_count, "tlv_count");
+  INTERN(k_frame, "frame");
 #undef INTERN
 
 #define ADDINT(n, v) if (PyModule_AddIntConstant(m, n, (long)(v)) < 0) return -1
@@ -3096,6 +3178,7 @@ static int module_clear(PyObject *m) {
   Py_CLEAR(st->k_sim_time);
   Py_CLEAR(st->k_payload_bytes);
   Py_CLEAR(st->k_tlv_count);
+  Py_CLEAR(st->k_frame);
   return 0;
 }
 
