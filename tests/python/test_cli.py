@@ -497,6 +497,14 @@ def test_demo_publish_and_read_one_side_at_a_time(env):
     assert not seg(name).exists()
 
 
+def test_demo_reader_of_stale_channel_says_stale(env):
+    name = env.name("stalerd")
+    env.kill9(env.producer(name))
+    r = run("demo", "--read", name, "--duration", "0.3")
+    assert r.returncode == 1
+    assert f"channel '{name}'" in r.stderr and "stale" in r.stderr, r.stderr
+
+
 def test_demo_reader_of_missing_channel_fails(env):
     name = env.name("noprod")
     r = run("demo", "--read", name, "--duration", "0.3")
@@ -512,3 +520,8 @@ def test_bench_reaches_the_suite():
     assert "(baseline)" in r.stdout and len(r.stdout.splitlines()) > 3
     r = run("bench", "--no-such-option")
     assert r.returncode == 2
+    # --json passes through: one JSON object per line (figures not checked)
+    r = run("bench", "--quick", "--json", "--filter", "memcpy_64B")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    assert any(row["name"] == "memcpy_64B" and row["p50_ns"] >= 0 for row in rows)
