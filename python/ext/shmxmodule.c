@@ -613,6 +613,8 @@ typedef struct ViewObject {
   Py_ssize_t shape[2];
   Py_ssize_t strides[2];
   int readonly;
+  int raw_mode;       /* export as flat bytes (used while making 'data') */
+  Py_ssize_t raw_shape[1], raw_strides[1];
   PyObject *name;     /* stream name or NULL */
 } ViewObject;
 
@@ -631,6 +633,9 @@ static PyObject *view_new(shmx_state *st, PyObject *owner, int is_server,
   v->data = data ? (uint8_t *)data : empty_bytes;
   v->len = (Py_ssize_t)bytes;
   v->readonly = readonly;
+  v->raw_mode = 0;
+  v->raw_shape[0] = (Py_ssize_t)bytes;
+  v->raw_strides[0] = 1;
   v->name = Py_XNewRef(name);
   const char *fmt = typed ? dtype_format(dtype) : NULL;
   uint32_t isz = fmt ? shmx_dtype_size(dtype) : 0;
@@ -718,7 +723,15 @@ static int View_getbuffer(ViewObject *self, Py_buffer *view, int flags) {
   view->format = (flags & PyBUF_FORMAT) ? (char *)self->format : NULL;
   view->suboffsets = NULL;
   view->internal = NULL;
-  if (flags & PyBUF_ND) {
+  if (self->raw_mode) {
+    /* flat bytes; these fields never change, so a memoryview made in this
+       mode stays consistent after the mode flips back to typed */
+    view->itemsize = 1;
+    view->format = (flags & PyBUF_FORMAT) ? "B" : NULL;
+    view->ndim = 1;
+    view->shape = (flags & PyBUF_ND) ? self->raw_shape : NULL;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? self->raw_strides : NULL;
+  } else if (flags & PyBUF_ND) {
     view->ndim = self->ndim;
     view->shape = self->shape;
     view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? self->strides
@@ -937,11 +950,16 @@ static PyObject *frame_to_dict(FrameObject *self) {
     fstream *s = &self->s[i];
     PyObject *e = PyDict_New();
     if (e == NULL) goto fail;
-    PyObject *raw = frame_stream_view(self, i, 0);
-    PyObject *mv = raw ? PyMemoryView_FromObject(raw) : NULL;
-    Py_XDECREF(raw);
-    PyObject *arr = mv ? frame_stream_view(self, i, 1) : NULL;
-    PyObject *ec = arr ? PyLong_FromUnsignedLongLong(s->elem_count) : NULL;
+    /* one exporter serves both: 'data' is a flat memoryview made while it
+       exports raw bytes, 'array' is the same object exporting typed */
+    PyObject *arr = frame_stream_view(self, i, 1);
+    PyObject *mv = NULL;
+    if (arr != NULL) {
+      ((ViewObject *)arr)->raw_mode = 1;
+      mv = PyMemoryView_FromObject(arr);
+      ((ViewObject *)arr)->raw_mode = 0;
+    }
+    PyObject *ec = mv ? PyLong_FromUnsignedLongLong(s->elem_count) : NULL;
     PyObject *nb = ec ? PyLong_FromUnsignedLongLong(s->bytes) : NULL;
     int bad = nb == NULL || PyDict_SetItem(e, st->k_data, mv) < 0 ||
               PyDict_SetItem(e, st->k_elem_count, ec) < 0 ||

@@ -604,3 +604,41 @@ def test_producer_restart_same_process(chan):
     assert struct.unpack("Q", old["frame_id"]["data"])[0] == 1  # old mapping kept
     c.close()
     s2.destroy()
+
+
+def test_repeated_get_latest_frame_is_independent(chan):
+    """Repeated calls on an unchanged frame are served from a per-client
+    template; each result must still behave like a fresh dict."""
+    name = chan()
+    s, c = make_pair(name)
+    try:
+        publish3(s, 4)
+        a = c.get_latest_frame()
+        b = c.get_latest_frame()
+        d = c.get_latest_frame()
+        assert a is not b and a["data"] is not b["data"]
+        assert a["__metadata__"] == b["__metadata__"]
+        b["data"]["elem_count"] = -1
+        b["junk"] = 1
+        del b["frame_id"]
+        e = c.get_latest_frame()
+        assert e["data"]["elem_count"] == 10 and "junk" not in e and "frame_id" in e
+        # a released memoryview does not poison later results
+        with d["data"]["data"] as mv:
+            assert mv.format == "B" and mv.shape == (40,)
+        f = c.get_latest_frame()
+        assert struct.unpack("10f", f["data"]["data"])[0] == 4.0
+        assert np.asarray(f["data"]["array"]).shape == (10,)
+        # a new frame replaces the reused one; old results keep their bytes
+        publish3(s, 5)
+        g = c.get_latest_frame()
+        assert g["__metadata__"]["frame_id"] == 2
+        assert struct.unpack("10f", a["data"]["data"])[0] == 4.0
+        assert struct.unpack("10f", g["data"]["data"])[0] == 5.0
+        # producer gone: None with the reason, not the stale frame
+        s.destroy()
+        assert c.get_latest_frame() is None or c.get_latest_frame() is None
+        assert isinstance(c.last_error, shmx.ClosedError)
+    finally:
+        c.close()
+        s.destroy()
