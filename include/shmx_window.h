@@ -159,6 +159,17 @@ SHMX_API void shmx_wc_close(shmx_wc *c);
  * offset the file lost by shrinking also gives 0. */
 SHMX_API int shmx_wc_use(shmx_wc *c, uint64_t offset, uint64_t size);
 
+/* Copy len bytes at offset of the cursor's file into dst WITHOUT moving the
+ * cursor or mapping a window: from a mapped region if one holds a small
+ * range, else with pread() through the file's descriptor (opened for the
+ * call if the manager has none open; closed again if no region needs it).
+ * Cheaper than mapping when accesses are scattered and the limits keep
+ * evicting windows. Returns the bytes copied (fewer than len only at the end
+ * of the file; 0 past it) or an error (-EBADF/-ENOENT if the fd or path now
+ * names another file, -EIO, SHMX_E_STATE). */
+SHMX_API int64_t shmx_wc_read(shmx_wc *c, uint64_t offset, void *dst,
+                              uint64_t len);
+
 /* Release the cursor's window (it stays cached in the manager). */
 SHMX_API void shmx_wc_unuse(shmx_wc *c);
 

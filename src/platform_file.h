@@ -27,6 +27,9 @@ void shmx__file_unmap(void *p, uint64_t len);
 /* madvise; advice is enum shmx_wc_advice. Errors are ignored by callers. */
 int shmx__file_advise(const void *p, uint64_t len, int advice);
 void shmx__file_close(int fd);
+/* pread until len bytes, end of file or an error; retries EINTR. Returns
+ * bytes read (>= 0) or -errno. */
+int64_t shmx__file_pread(int fd, void *dst, uint64_t len, uint64_t off);
 /* Allocation granularity for map offsets (the page size on POSIX). */
 uint64_t shmx__file_granularity(void);
 /* Soft RLIMIT_NOFILE (UINT64_MAX if unlimited or unknown). */

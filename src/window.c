@@ -651,6 +651,20 @@ int shmx_wc_use(shmx_wc *c, uint64_t offset, uint64_t size) {
     fsz = info.size;
   }
   r = find_region(f, offset);
+  if (r && r->users == 0) {
+    /* An idle cached region: the file may have shrunk since it was last
+     * used, and touching lost pages raises SIGBUS. One fstat checks. */
+    shmx__file_info info;
+    rc = cursor_stat(c, &info);
+    if (rc) goto out;
+    file_set_size(wm, f, info.size); /* unmaps idle regions past the end */
+    if (offset >= info.size) {
+      rc = 0;
+      goto out;
+    }
+    rc = 1;
+    r = find_region(f, offset);
+  }
   if (r) {
     region_use_locked(wm, r);
   } else {
@@ -670,6 +684,60 @@ int shmx_wc_use(shmx_wc *c, uint64_t offset, uint64_t size) {
 out:
   unlock(wm);
   if (rc == 1) apply_advice(c, true);
+  return rc;
+}
+
+int64_t shmx_wc_read(shmx_wc *c, uint64_t offset, void *dst, uint64_t len) {
+  if (!c || (!dst && len)) return shmx__err(SHMX_E_ARG, "shmx_wc_read: NULL");
+  if (len > (uint64_t)INT64_MAX) len = (uint64_t)INT64_MAX;
+  shmx_wm *wm = c->wm;
+  wm_file *f = c->file;
+  int64_t rc;
+  lock(wm);
+  if (wm->destroyed) {
+    rc = shmx__err(SHMX_E_STATE, "window manager destroyed");
+    goto out;
+  }
+  uint64_t fsz = atomic_load_explicit(&f->size, memory_order_relaxed);
+  if (offset < fsz && len <= 65536) {
+    /* Small and already mapped: copy under the lock (the region cannot go
+     * away meanwhile). */
+    shmx_wm_region *r = find_region(f, offset);
+    if (r && r->users) { /* in use: its size was checked when taken */
+      uint64_t end = r->ofs + r->size;
+      if (end > fsz) end = fsz;
+      if (end - offset >= len || end == fsz) {
+        uint64_t n = end - offset < len ? end - offset : len;
+        memcpy(dst, r->base + (offset - r->ofs), (size_t)n);
+        rc = (int64_t)n;
+        goto out;
+      }
+    }
+  }
+  int fd = -1;
+  if (c->fd >= 0 || f->fd < 0) {
+    uint64_t size;
+    f->busy++;
+    rc = cursor_fd(wm, c, &fd, &size);
+    f->busy--;
+    if (rc) {
+      file_close_fd_if_idle(wm, f);
+      goto out;
+    }
+    file_set_size(wm, f, size);
+  } else {
+    fd = f->fd;
+  }
+  /* Read without the lock; busy keeps the manager's descriptor open. */
+  f->busy++;
+  unlock(wm);
+  rc = shmx__file_pread(fd, dst, len, offset);
+  lock(wm);
+  f->busy--;
+  file_close_fd_if_idle(wm, f);
+  if (rc < 0) rc = shmx__err((int)rc, "pread at %llu", (unsigned long long)offset);
+out:
+  unlock(wm);
   return rc;
 }
 

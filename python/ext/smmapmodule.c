@@ -972,7 +972,50 @@ typedef struct {
   PyObject_HEAD
   CursorObject *cursor; /* or NULL */
   uint64_t ofs, size;
+  /* Access pattern: of the last SCATTER_SPAN reads, how many fell in the
+   * cursor's window. When few did (scattered reads under limits that keep
+   * evicting windows), small misses are read with pread instead of mapping
+   * a window, except every SCATTER_SAMPLE-th miss, which maps one to see
+   * whether the pattern changed. */
+  uint32_t acc, hits, misses;
+  int scatter;
+  int no_adaptive; /* adaptive_reads = False */
 } BufferObject;
+
+#define SCATTER_SPAN 64
+#define SCATTER_MIN_HITS 16
+#define SCATTER_SAMPLE 32
+#define SCATTER_MAX_READ 65536
+
+static inline void buffer_account(BufferObject *self, int hit) {
+  self->hits += (uint32_t)hit;
+  if (++self->acc == SCATTER_SPAN) {
+    self->scatter = self->hits < SCATTER_MIN_HITS;
+    self->acc = self->hits = 0;
+  }
+}
+
+/* 1 if this miss should be served by shmx_wc_read rather than a window. */
+static inline int buffer_use_read(BufferObject *self, uint64_t n) {
+  return self->scatter && !self->no_adaptive && n <= SCATTER_MAX_READ &&
+         (++self->misses % SCATTER_SAMPLE) != 0;
+}
+
+/* Copy n bytes at absolute pos without moving the cursor. */
+static int buffer_read(BufferObject *self, uint64_t pos, void *dst, uint64_t n) {
+  int64_t got = shmx_wc_read(self->cursor->c, pos, dst, n);
+  if (got < 0) {
+    raise_shmx((int)got);
+    return -1;
+  }
+  if ((uint64_t)got < n) {
+    PyErr_Format(PyExc_IndexError,
+                 "offset %llu is beyond the end of the file (it shrank?)",
+                 (unsigned long long)(pos + (uint64_t)got));
+    return -1;
+  }
+  return 0;
+}
 
 static int buffer_begin(BufferObject *self, PyObject *cursor, uint64_t offset,
                         uint64_t size, smmap_state *st) {
@@ -1101,8 +1144,17 @@ static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
     if (!buffer_ready(self)) return NULL;
     uint64_t pos = self->ofs + (uint64_t)i;
     CursorObject *c = self->cursor;
-    if (!(c->wbase && pos >= c->wlo && pos < c->whi) && buffer_reach(self, pos, 1) < 0)
-      return NULL;
+    if (c->wbase && pos >= c->wlo && pos < c->whi) {
+      buffer_account(self, 1);
+      return PyLong_FromLong(c->wbase[pos - c->wlo]);
+    }
+    buffer_account(self, 0);
+    if (buffer_use_read(self, 1)) {
+      uint8_t b;
+      if (buffer_read(self, pos, &b, 1) < 0) return NULL;
+      return PyLong_FromLong(b);
+    }
+    if (buffer_reach(self, pos, 1) < 0) return NULL;
     return PyLong_FromLong(c->wbase[pos - c->wlo]);
   }
   if (!PySlice_Check(key)) {
@@ -1122,6 +1174,15 @@ static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
   if (step == 1) {
     uint64_t pos = self->ofs + (uint64_t)start;
     uint64_t left = (uint64_t)n;
+    int hit = c->wbase && pos >= c->wlo && c->whi - pos >= left && pos < c->whi;
+    buffer_account(self, hit);
+    if (!hit && buffer_use_read(self, left)) {
+      if (buffer_read(self, pos, dst, left) < 0) {
+        Py_DECREF(out);
+        return NULL;
+      }
+      return out;
+    }
     while (left) {
       if (buffer_reach(self, pos, left) < 0) {
         Py_DECREF(out);
@@ -1138,6 +1199,15 @@ static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
     Py_ssize_t i = start;
     for (Py_ssize_t k = 0; k < n; k++, i += step) {
       uint64_t pos = self->ofs + (uint64_t)i;
+      int hit = c->wbase && pos >= c->wlo && pos < c->whi;
+      buffer_account(self, hit);
+      if (!hit && buffer_use_read(self, 1)) {
+        if (buffer_read(self, pos, dst + k, 1) < 0) {
+          Py_DECREF(out);
+          return NULL;
+        }
+        continue;
+      }
       if (buffer_reach(self, pos, 1) < 0) {
         Py_DECREF(out);
         return NULL;
@@ -1289,7 +1359,30 @@ static PyMethodDef buffer_methods[] = {
     {"__exit__", buffer_exit_cm, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL}};
 
+static PyObject *buffer_get_adaptive(PyObject *op, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(!((BufferObject *)op)->no_adaptive);
+}
+static int buffer_set_adaptive(PyObject *op, PyObject *v, void *closure) {
+  (void)closure;
+  if (!v) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete adaptive_reads");
+    return -1;
+  }
+  int t = PyObject_IsTrue(v);
+  if (t < 0) return -1;
+  ((BufferObject *)op)->no_adaptive = !t;
+  return 0;
+}
+static PyGetSetDef buffer_getset[] = {
+    {"adaptive_reads", buffer_get_adaptive, buffer_set_adaptive,
+     "True (default): when reads keep missing the cursor's window, serve small "
+     "misses with pread() instead of mapping a window for each.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
 static PyType_Slot buffer_slots[] = {
+    {Py_tp_getset, buffer_getset},
     {Py_tp_init, buffer_init},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_dealloc, buffer_dealloc},

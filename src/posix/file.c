@@ -78,6 +78,23 @@ void shmx__file_close(int fd) {
   if (fd >= 0) close(fd); /* never retried: the fd is gone on EINTR (Linux) */
 }
 
+int64_t shmx__file_pread(int fd, void *dst, uint64_t len, uint64_t off) {
+  uint64_t done = 0;
+  if (len > (uint64_t)INT64_MAX) len = (uint64_t)INT64_MAX;
+  while (done < len) {
+    if (off + done > (uint64_t)INT64_MAX) break;
+    size_t chunk = len - done > (1u << 30) ? (1u << 30) : (size_t)(len - done);
+    ssize_t n = pread(fd, (char *)dst + done, chunk, (off_t)(off + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) break;
+    done += (uint64_t)n;
+  }
+  return (int64_t)done;
+}
+
 uint64_t shmx__file_granularity(void) {
   long p = sysconf(_SC_PAGESIZE);
   return p > 0 ? (uint64_t)p : 4096u;

@@ -338,6 +338,37 @@ def test_buffer_semantics(f1m):
         assert not c.is_valid()
 
 
+def test_buffer_adaptive_reads(tmp_path):
+    """Scattered reads under tight limits are served without remapping, and
+    the buffer maps windows again once reads become sequential."""
+    path, data = make_file(tmp_path, 8 * MiB, seed=13)
+    rnd = random.Random(5)
+    offs = [rnd.randrange(len(data) - 4096) for _ in range(3000)]
+    maps = {}
+    for adaptive in (True, False):
+        man = SlidingWindowMapManager(window_size=256 * 1024, max_memory_size=1 * MiB)
+        buf = SlidingWindowMapBuffer(man.make_cursor(path))
+        assert buf.adaptive_reads is True
+        buf.adaptive_reads = adaptive
+        for o in offs:
+            assert buf[o] == data[o]
+        for o in offs:
+            assert buf[o:o + 4096] == data[o:o + 4096]
+        for o in offs[:300]:
+            assert buf[o:o + 30000:4099] == data[o:o + 30000:4099]
+        maps[adaptive] = man._stats()["maps"]
+        assert man.mapped_memory_size() <= 1 * MiB
+        # sequential reads: back to windows, all bytes right
+        before = man._stats()["maps"]
+        got = bytearray()
+        for o in range(0, len(data), 1024):
+            got += buf[o:o + 1024]
+        assert got == data
+        assert man._stats()["maps"] - before <= len(data) // (256 * 1024) + 40
+        assert buf.cursor().is_valid()
+    assert maps[True] * 5 < maps[False], maps
+
+
 # ---- limits, LRU, collect ------------------------------------------------
 
 def test_lru_evicts_least_recently_used(tmp_path):
@@ -493,6 +524,14 @@ def test_file_shrink_is_detected(tmp_path):
     assert bytes(c.use_region(G, 5).buffer()) == data[G:G + 5]
     b = SlidingWindowMapBuffer(c)
     assert len(b) == 3 * G and b[:] == data[:3 * G]
+    b2 = SlidingWindowMapBuffer(c)
+    os.truncate(path, 2 * G)  # shrinks under the buffer: IndexError, no SIGBUS
+    c.unuse_region()
+    with pytest.raises(IndexError):
+        b2[2 * G + 5]
+    with pytest.raises(IndexError):
+        b2[2 * G - 5:2 * G + 5]
+    assert b2[:10] == data[:10]
 
 
 # ---- threads ---------------------------------------------------------------

@@ -325,6 +325,47 @@ TEST(advice) {
   free(data);
 }
 
+/* shmx_wc_read copies without moving the cursor or mapping windows. */
+TEST(read_without_mapping) {
+  size_t size = 40 * G + 123;
+  uint8_t *data;
+  const char *path = tmp_file(size, &data);
+  shmx_wm *wm = mk(SHMX_WM_SLIDING, 4 * G, 0, 0);
+  shmx_wc *c, *cf;
+  CHECK_OK(shmx_wc_open_path(wm, path, 0, &c));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  CHECK_OK(shmx_wc_open_fd(wm, fd, &cf));
+  uint8_t buf[70000];
+  shmx_wc *cs[2] = {c, cf};
+  for (int k = 0; k < 2; k++) {
+    for (int i = 0; i < 500; i++) {
+      uint64_t off = rng() % size, len = rng() % sizeof buf;
+      int64_t n = shmx_wc_read(cs[k], off, buf, len);
+      uint64_t want = size - off < len ? size - off : len;
+      CHECK_EQ(n, (int64_t)want);
+      CHECK_MEM(buf, data + off, want);
+    }
+    CHECK_EQ(shmx_wc_read(cs[k], size, buf, 10), 0);
+  }
+  shmx_wm_stats st;
+  shmx_wm_get_stats(wm, &st);
+  CHECK_EQ(st.maps, 0);
+  CHECK_EQ(st.open_fds, 0); /* the path cursor's descriptor was closed again */
+  CHECK_EQ(shmx_wc_valid(c), 0);
+  /* with a window in use, small reads inside it are copied from it */
+  CHECK_EQ(shmx_wc_use(c, 8 * G, 0), 1);
+  CHECK_EQ(shmx_wc_read(cf, 8 * G + 5, buf, 100), 100);
+  CHECK_MEM(buf, data + 8 * G + 5, 100);
+  CHECK_EQ(shmx_wc_read(c, 0, buf, 10), 10); /* does not move c */
+  CHECK_EQ(shmx_wc_offset(c), 8 * G);
+  CHECK_ERR((int)shmx_wc_read(NULL, 0, buf, 1), SHMX_E_ARG);
+  shmx_wc_close(c);
+  shmx_wc_close(cf);
+  close(fd);
+  shmx_wm_destroy(wm);
+  free(data);
+}
+
 TEST(empty_file) {
   const char *path = tmp_file(0, NULL);
   shmx_wm *wm = mk(SHMX_WM_STATIC, UINT64_MAX, 0, 0);
@@ -347,6 +388,7 @@ int main(void) {
   RUN(reused_fd_and_replaced_path);
   RUN(shrink_and_grow);
   RUN(advice);
+  RUN(read_without_mapping);
   RUN(empty_file);
   return harness_done();
 }

@@ -43,6 +43,17 @@ static void *worker(void *arg) {
       atomic_fetch_add(&failures, 1);
       break;
     }
+    if (it % 5 == 0) { /* copies without mapping, racing evictions */
+      uint8_t tmp[5000];
+      uint64_t o2 = (r >> 20) % fsize;
+      int64_t n = shmx_wc_read(cur[(f + 1) % NFILES], o2, tmp, sizeof tmp);
+      uint64_t want = fsize - o2 < sizeof tmp ? fsize - o2 : sizeof tmp;
+      if (n != (int64_t)want || memcmp(tmp, datas[(f + 1) % NFILES] + o2, want)) {
+        fail_what = "read";
+        atomic_fetch_add(&failures, 1);
+        break;
+      }
+    }
     if (it % 7 == 0) shmx_wc_unuse(cur[f]);
     if (it % 500 == 0) shmx_wm_collect(wm);
     if (it % 300 == 0) { /* clones share regions correctly too */

@@ -91,6 +91,7 @@ class SlidingWindowMapManager(StaticWindowMapManager):
                  max_open_handles: int = sys.maxsize) -> None: ...
 
 class SlidingWindowMapBuffer:
+    adaptive_reads: bool
     def __init__(self, cursor: Optional[WindowCursor] = None, offset: int = 0,
                  size: int = sys.maxsize, flags: int = 0) -> None: ...
     def begin_access(self, cursor: Optional[WindowCursor] = None, offset: int = 0,
