@@ -29,6 +29,7 @@ struct shmx_client {
   shmx__seg seg;
   shmx__schema schema;
   uint32_t slot;               /* our reader slot */
+  uint32_t lock_k;             /* our lock identity in it */
   uint64_t id;                 /* our reader id */
   uint64_t last_id;            /* last frame returned */
   uint32_t *pinref;            /* per frame slot: frames we hold there */
@@ -83,7 +84,7 @@ int shmx_client_open(const char *name, shmx_client **out) {
     shmx__err(rc, "channel '%s': %s", name, shmx_errmsg());
     goto fail;
   }
-  if ((rc = shmx__reg_claim(&cl->seg, &cl->slot, &cl->id))) goto fail;
+  if ((rc = shmx__reg_claim(&cl->seg, &cl->slot, &cl->id, &cl->lock_k))) goto fail;
   cl->probe_ns = shmx__mono_ns();
   *out = cl;
   return 0;
@@ -108,7 +109,7 @@ void shmx_client_close(shmx_client *cl) {
   struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
   if (atomic_load(&r->owner) == cl->id && atomic_exchange(&r->waiting, 0))
     atomic_fetch_sub(&shmx__hdr(&cl->seg)->waiters, 1);
-  shmx__reg_release(&cl->seg, cl->slot, cl->id);
+  shmx__reg_release(&cl->seg, cl->slot, cl->id, cl->lock_k);
   shmx__schema_free(&cl->schema);
   shmx__seg_detach(&cl->seg);
   free(cl->pinref);
@@ -119,6 +120,14 @@ void shmx_client_close(shmx_client *cl) {
 static inline int reaped(const shmx_client *cl) {
   return atomic_load_explicit(&shmx__rdr(&cl->seg, cl->slot)->owner,
                               memory_order_relaxed) != cl->id;
+}
+
+/* We were reaped: drop our lock identity (a newcomer may want it) and
+ * report it. Idempotent. */
+static int on_reaped(shmx_client *cl) {
+  shmx__byte_unlock(cl->seg.fd, shmx__reg_lock_off(&cl->seg, cl->slot, cl->lock_k));
+  return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu was reaped",
+                   cl->seg.name, (unsigned long long)cl->id);
 }
 
 static int refresh_schema(shmx_client *cl) {
@@ -138,9 +147,7 @@ static int refresh_schema(shmx_client *cl) {
 /* Checks shared by every read: reaped, closed, schema changed, heartbeat. */
 static int pre_read(shmx_client *cl, uint64_t now) {
   struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
-  if (reaped(cl))
-    return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu", cl->seg.name,
-                     (unsigned long long)cl->id);
+  if (reaped(cl)) return on_reaped(cl);
   atomic_store_explicit(&r->heartbeat_ns, now, memory_order_relaxed);
   struct shmx__hdr *h = shmx__hdr(&cl->seg);
   if (SHMX__UNLIKELY(atomic_load_explicit(&h->static_gen, memory_order_relaxed) !=
@@ -406,17 +413,13 @@ uint64_t shmx_client_frame_seq(const shmx_client *cl) {
 int shmx_client_send(shmx_client *cl, uint32_t type, const void *data,
                      uint32_t len) {
   if (!cl || (len && !data)) return shmx__err(SHMX_E_ARG, "bad arguments");
-  if (reaped(cl))
-    return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu", cl->seg.name,
-                     (unsigned long long)cl->id);
+  if (reaped(cl)) return on_reaped(cl);
   return shmx__ring_send(&cl->seg, cl->slot, type, data, len);
 }
 
 int shmx_client_heartbeat(shmx_client *cl) {
   if (!cl) return shmx__err(SHMX_E_ARG, "client is NULL");
-  if (reaped(cl))
-    return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu", cl->seg.name,
-                     (unsigned long long)cl->id);
+  if (reaped(cl)) return on_reaped(cl);
   atomic_store(&shmx__rdr(&cl->seg, cl->slot)->heartbeat_ns, shmx__mono_ns());
   return 0;
 }
@@ -444,9 +447,7 @@ int shmx_client_status(shmx_client *cl) {
   if (shmx__seg_owner_alive(cl->seg.fd) == 0)
     return shmx__err(SHMX_E_DEAD, "channel '%s': producer pid %d is gone",
                      cl->seg.name, (int)cl->seg.owner_pid);
-  if (reaped(cl))
-    return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu", cl->seg.name,
-                     (unsigned long long)cl->id);
+  if (reaped(cl)) return on_reaped(cl);
   return 0;
 }
 

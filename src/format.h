@@ -53,6 +53,7 @@ enum { SHMX__ST_INIT = 0, SHMX__ST_LIVE = 1, SHMX__ST_CLOSED = 2 };
 enum { SHMX__RD_FREE = 0, SHMX__RD_CLAIMING = 1, SHMX__RD_ACTIVE = 2 };
 
 #define SHMX__NO_SLOT 0xFFFFFFFFu
+#define SHMX__LOCK_BYTES 8u /* liveness lock identities per reader slot */
 
 /*
  * Header. Lines 0-1 are immutable once state leaves INIT (written by create
@@ -148,7 +149,9 @@ struct shmx__reader {
   _Atomic uint32_t state;      /* 56  SHMX__RD_* */
   _Atomic uint32_t waiting;    /* 60  1 while counted in header.waiters */
   _Atomic uint64_t ring_head;  /* 64  bytes ever written by the reader */
-  uint8_t pad1[56];            /* 72 */
+  _Atomic uint32_t lock_byte;  /* 72  which of the slot's 8 lock bytes the
+                                       owner holds (0..7) */
+  uint8_t pad1[52];            /* 76 */
   _Atomic uint64_t ring_tail;  /* 128 bytes ever consumed by the producer */
   _Atomic uint64_t ring_resets;/* 136 times the producer reset this ring */
   uint8_t pad2[48];            /* 144 */
@@ -242,6 +245,7 @@ SHMX__OFF(shmx__reader, attach_ns, 48);
 SHMX__OFF(shmx__reader, state, 56);
 SHMX__OFF(shmx__reader, waiting, 60);
 SHMX__OFF(shmx__reader, ring_head, 64);
+SHMX__OFF(shmx__reader, lock_byte, 72);
 SHMX__OFF(shmx__reader, ring_tail, 128);
 SHMX__OFF(shmx__reader, ring_resets, 136);
 static_assert(sizeof(struct shmx__reader) == SHMX__READER_STRIDE, "reader");

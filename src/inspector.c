@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry.h"
 #include "schema.h"
 #include "segment.h"
 
@@ -72,7 +73,7 @@ int shmx_inspector_readers(shmx_inspector *in, shmx_reader_info *out, int max) {
   int n = 0;
   for (uint32_t i = 0; i < in->seg.g.reader_slots && n < max; i++) {
     shmx__reader_info(&in->seg, i, &out[n]);
-    if (out[n].in_use) out[n].alive = shmx__pid_alive(out[n].pid);
+    if (out[n].in_use) out[n].alive = shmx__reg_alive(&in->seg, i);
     n++;
   }
   return n;

@@ -76,6 +76,15 @@ void shmx__close(int fd);
 /* flock(): excl or shared, non-blocking. 0, -EWOULDBLOCK or -errno. */
 int shmx__lock(int fd, bool excl);
 void shmx__unlock(int fd);
+/* Open-file-description byte locks (fcntl F_OFD_*): a reader holds a write
+ * lock on one byte of its reader slot while attached. They die with the
+ * process, ignore pid namespaces and pid reuse. 0, -EAGAIN (held by
+ * another), or -errno. */
+int shmx__byte_lock(int fd, uint64_t off);
+void shmx__byte_unlock(int fd, uint64_t off);
+/* 1 if another open file description holds a lock on the byte, 0 if not,
+ * -errno if it cannot be told. */
+int shmx__byte_locked(int fd, uint64_t off);
 /* The directory listing POSIX shared memory ("/dev/shm" on Linux). */
 const char *shmx__shm_dir(void);
 size_t shmx__page_size(void);

@@ -10,15 +10,27 @@ void shmx__reg_clear_pins(const shmx__seg *s, uint32_t slot) {
     atomic_fetch_and(shmx__pin_word(s, i, slot >> 6), mask);
 }
 
-int shmx__reg_claim(const shmx__seg *s, uint32_t *slot, uint64_t *id) {
+int shmx__reg_claim(const shmx__seg *s, uint32_t *slot, uint64_t *id,
+                    uint32_t *lock_k) {
   struct shmx__hdr *h = shmx__hdr(s);
   uint64_t me = atomic_fetch_add(&h->next_reader_id, 1) + 1;
   if (me == 0 || me == SHMX__REAPING) me = atomic_fetch_add(&h->next_reader_id, 1) + 1;
   for (uint32_t i = 0; i < s->g.reader_slots; i++) {
     struct shmx__reader *r = shmx__rdr(s, i);
-    uint64_t zero = 0;
     if (atomic_load_explicit(&r->owner, memory_order_relaxed) != 0) continue;
-    if (!atomic_compare_exchange_strong(&r->owner, &zero, me)) continue;
+    /* Take a lock identity nobody holds (a reaped reader may still hold
+     * the one it had). */
+    uint32_t k = 0;
+    while (k < SHMX__LOCK_BYTES &&
+           shmx__byte_lock(s->fd, shmx__reg_lock_off(s, i, k)) != 0)
+      k++;
+    if (k == SHMX__LOCK_BYTES) continue;
+    uint64_t zero = 0;
+    if (!atomic_compare_exchange_strong(&r->owner, &zero, me)) {
+      shmx__byte_unlock(s->fd, shmx__reg_lock_off(s, i, k));
+      continue;
+    }
+    atomic_store(&r->lock_byte, k);
     atomic_store(&r->state, SHMX__RD_CLAIMING);
     atomic_fetch_add(&r->generation, 1);
     SHMX__ST(r->pid, shmx__getpid());
@@ -35,6 +47,7 @@ int shmx__reg_claim(const shmx__seg *s, uint32_t *slot, uint64_t *id) {
     atomic_store_explicit(&r->state, SHMX__RD_ACTIVE, memory_order_release);
     *slot = i;
     *id = me;
+    *lock_k = k;
     return 0;
   }
   return shmx__err(SHMX_E_FULL, "channel '%s': all %u reader slots are taken",
@@ -57,11 +70,26 @@ static void slot_free(const shmx__seg *s, uint32_t slot) {
   atomic_store_explicit(&r->owner, 0, memory_order_release);
 }
 
-void shmx__reg_release(const shmx__seg *s, uint32_t slot, uint64_t id) {
+void shmx__reg_release(const shmx__seg *s, uint32_t slot, uint64_t id,
+                       uint32_t k) {
   struct shmx__reader *r = shmx__rdr(s, slot);
   uint64_t expect = id;
   if (atomic_compare_exchange_strong(&r->owner, &expect, SHMX__REAPING))
     slot_free(s, slot);
+  shmx__byte_unlock(s->fd, shmx__reg_lock_off(s, slot, k));
+}
+
+int shmx__reg_alive(const shmx__seg *s, uint32_t slot) {
+  struct shmx__reader *r = shmx__rdr(s, slot);
+  /* Until the claimer records its identity (state CLAIMING/ACTIVE) the
+   * slot's lock byte is the previous owner's: say "unknown". */
+  if (atomic_load_explicit(&r->state, memory_order_acquire) == SHMX__RD_FREE)
+    return -1;
+  uint32_t k = atomic_load(&r->lock_byte);
+  if (k >= SHMX__LOCK_BYTES) return -1; /* scribbled */
+  int held = shmx__byte_locked(s->fd, shmx__reg_lock_off(s, slot, k));
+  if (held >= 0) return held;
+  return shmx__pid_alive(SHMX__LD(r->pid));
 }
 
 int shmx__reg_reap(const shmx__seg *s, uint32_t slot, uint64_t id) {

@@ -316,8 +316,7 @@ static int sweep_dead(shmx_server *srv, bool force) {
     struct shmx__reader *r = shmx__rdr(&srv->seg, i);
     uint64_t id = atomic_load(&r->owner);
     if (id == 0 || id == SHMX__REAPING) continue;
-    if (shmx__pid_alive(SHMX__LD(r->pid)) == 0 ||
-        (SHMX__LD(r->pid) == 0 && now - atomic_load(&r->heartbeat_ns) > 1000000000u)) {
+    if (shmx__reg_alive(&srv->seg, i) == 0) {
       if (atomic_exchange(&r->waiting, 0))
         atomic_fetch_sub(&shmx__hdr(&srv->seg)->waiters, 1);
       n += shmx__reg_reap(&srv->seg, i, id);
@@ -579,7 +578,7 @@ int shmx_server_readers(shmx_server *srv, shmx_reader_info *out, int max) {
   int n = 0;
   for (uint32_t i = 0; i < srv->seg.g.reader_slots && n < max; i++) {
     shmx__reader_info(&srv->seg, i, &out[n]);
-    if (out[n].in_use) out[n].alive = shmx__pid_alive(out[n].pid);
+    if (out[n].in_use) out[n].alive = shmx__reg_alive(&srv->seg, i);
     n++;
   }
   return n;

@@ -98,6 +98,38 @@ void shmx__unlock(int fd) {
   errno = e;
 }
 
+static int ofd(int fd, int cmd, short type, uint64_t off, struct flock *fl) {
+  memset(fl, 0, sizeof *fl);
+  fl->l_type = type;
+  fl->l_whence = SEEK_SET;
+  fl->l_start = (off_t)off;
+  fl->l_len = 1;
+  int r;
+  do r = fcntl(fd, cmd, fl);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
+int shmx__byte_lock(int fd, uint64_t off) {
+  struct flock fl;
+  int r = ofd(fd, F_OFD_SETLK, F_WRLCK, off, &fl);
+  return (r == -EACCES || r == -EAGAIN) ? -EAGAIN : r;
+}
+
+void shmx__byte_unlock(int fd, uint64_t off) {
+  struct flock fl;
+  int e = errno;
+  ofd(fd, F_OFD_SETLK, F_UNLCK, off, &fl);
+  errno = e;
+}
+
+int shmx__byte_locked(int fd, uint64_t off) {
+  struct flock fl;
+  int r = ofd(fd, F_OFD_GETLK, F_WRLCK, off, &fl);
+  if (r) return r;
+  return fl.l_type != F_UNLCK;
+}
+
 const char *shmx__shm_dir(void) { return "/dev/shm"; }
 
 size_t shmx__page_size(void) {
