@@ -454,6 +454,22 @@ def test_top_without_terminal_prints_plain_blocks(env):
     assert r.returncode == 1 and "not found" in r.stderr
 
 
+def test_top_without_terminal_stops_when_the_channel_closes(env):
+    name = env.name("topgone")
+    prod = env.producer(name)
+    top = env.spawn("top", name, "--interval", "100")
+    # top flushes each block: its first line means it is watching the channel
+    assert select.select([top.stdout], [], [], 10)[0], "top printed nothing"
+    first = top.stdout.readline()
+    assert first.startswith(f"shmx top  {name}") and " live " in first, first
+    prod.send_signal(signal.SIGINT)  # clean close: channel closed and unlinked
+    assert prod.wait(timeout=10) == 0
+    out, err = top.communicate(timeout=10)
+    assert top.returncode == 0, err
+    blocks = [b for b in out.split("\n\n") if b.startswith("shmx top")]
+    assert blocks and re.search(r"\b(closed|removed)\b", blocks[-1].splitlines()[0])
+
+
 # ---- demo -----------------------------------------------------------------
 
 def test_demo_runs_readers_in_processes_and_leaves_nothing():
