@@ -642,3 +642,26 @@ def test_repeated_get_latest_frame_is_independent(chan):
     finally:
         c.close()
         s.destroy()
+
+
+def test_stubs_and_docstrings_cover_public_names():
+    import ast
+    import os
+    pyi = os.path.join(os.path.dirname(shmx.__file__), "__init__.pyi")
+    assert os.path.exists(os.path.join(os.path.dirname(shmx.__file__), "py.typed"))
+    tree = ast.parse(open(pyi).read())
+    names = set()
+    for n in tree.body:
+        if isinstance(n, (ast.ClassDef, ast.FunctionDef)):
+            names.add(n.name)
+        elif isinstance(n, ast.AnnAssign):
+            names.add(n.target.id)
+    public = [k for k in dir(shmx) if not k.startswith("_")]
+    assert [k for k in public if k not in names] == []
+    for cls in (shmx.Server, shmx.Client, shmx.Inspector, shmx.Frame, shmx.View):
+        assert cls.__doc__
+        for attr, obj in vars(cls).items():
+            if not attr.startswith("_") and callable(obj):
+                assert obj.__doc__, "%s.%s has no docstring" % (cls.__name__, attr)
+    for fn in (shmx.create_stream_spec, shmx.dtype_to_string, shmx.list_channels):
+        assert fn.__doc__
