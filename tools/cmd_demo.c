@@ -182,7 +182,10 @@ static double rate(const demo_report *r, const demo_report *s, uint64_t a,
 static void render(view *v, child *cs, int n, int final) {
   double now = cli_now_s();
   double el = now - v->t0;
-  FILE *o = stdout;
+  char *screen = NULL;
+  size_t screen_len = 0;
+  FILE *o = v->tty ? open_memstream(&screen, &screen_len) : NULL;
+  if (!o) o = stdout;
   const char *b = v->tty ? "\033[1m" : "", *off = v->tty ? "\033[0m" : "",
              *dim = v->tty ? "\033[2m" : "", *red = v->tty ? "\033[31m" : "",
              *grn = v->tty ? "\033[32m" : "", *K = v->tty ? "\033[K" : "";
@@ -196,9 +199,10 @@ static void render(view *v, child *cs, int n, int final) {
     }
     fprintf(o, "%s\n", K);
     lines++;
-    fprintf(o, "%s%-22s %7s %9s %8s %9s %5s %17s %8s %8s %6s%s%s\n",
-            "\033[7m", "PROCESS", "PID", "FRAMES/s", "MB/s", "FRAMES", "LAG",
-            "LATENCY avg/max", "DROPPED", "EXPIRED", "ERRORS", off, K);
+    /* Most telling columns first: an 80-column terminal shows up to ERRORS. */
+    fprintf(o, "%s%-18s %6s %8s %6s %4s %15s %7s %6s %8s %7s%s%s\n", "\033[7m",
+            "PROCESS", "PID", "FRAMES/s", "MB/s", "LAG", "LATENCY avg/max",
+            "DROPPED", "ERRORS", "FRAMES", "EXPIRED", off, K);
     lines++;
     for (int i = 0; i < n; i++) {
       child *c = &cs[i];
@@ -209,8 +213,7 @@ static void render(view *v, child *cs, int n, int final) {
         fps = el > 0 ? (double)r->frames / el : 0;
         mbs = el > 0 ? (double)r->bytes / el / 1e6 : 0;
       }
-      fprintf(o, "%-22s %7d %9.1f %8.1f %9llu", c->label, (int)c->pid, fps, mbs,
-              (unsigned long long)r->frames);
+      fprintf(o, "%-18s %6d %8.1f %6.1f", c->label, (int)c->pid, fps, mbs);
       if (r->role == DEMO_ROLE_READER) {
         uint64_t df = r->frames - s->frames;
         char a[16], m[16], lat[40];
@@ -218,18 +221,22 @@ static void render(view *v, child *cs, int n, int final) {
                              : (df ? (r->lat_sum_ns - s->lat_sum_ns) / df : 0);
         cli_fmt_ns(avg, a, sizeof a);
         cli_fmt_ns(final ? c->lat_max_all : c->lat_max, m, sizeof m);
-        snprintf(lat, sizeof lat, "%s / %s", a, m);
-        fprintf(o, " %5llu %17s %8llu %8llu %s%6llu%s", (unsigned long long)r->lag,
-                lat, (unsigned long long)r->dropped, (unsigned long long)r->expired,
-                r->errors ? red : grn, (unsigned long long)r->errors, off);
+        snprintf(lat, sizeof lat, "%s/%s", a, m);
+        fprintf(o, " %4llu %15s %7llu %s%6llu%s %8llu %7llu",
+                (unsigned long long)r->lag, lat, (unsigned long long)r->dropped,
+                r->errors ? red : grn, (unsigned long long)r->errors, off,
+                (unsigned long long)r->frames, (unsigned long long)r->expired);
+      } else {
+        fprintf(o, " %4s %15s %7s %6s %8llu %7s", "", "", "", "",
+                (unsigned long long)r->frames, "");
       }
       if (c->exited)
-        fprintf(o, "  %s%s%s", dim, c->code == 0 ? "done" : "FAILED", off);
+        fprintf(o, " %s%s%s", dim, c->code == 0 ? "done" : "FAILED", off);
       fprintf(o, "%s\n", K);
       lines++;
     }
-    fprintf(o, "%s%u particles + %ux%u RGB image per frame (%.0f KiB), every byte "
-               "verified by each reader; Ctrl-C stops%s%s\n",
+    fprintf(o, "%s%u particles + %ux%u RGB image per frame (%.0f KiB); readers "
+               "verify every byte; Ctrl-C stops%s%s\n",
             dim, v->particles, DEMO_W, DEMO_H,
             (double)demo_payload_bytes(v->particles) / 1024.0, off, K);
     lines++;
@@ -254,7 +261,12 @@ static void render(view *v, child *cs, int n, int final) {
       fputc('\n', o);
     }
   }
-  fflush(o);
+  if (o != stdout) {
+    fclose(o);
+    cli_write_fitted(stdout, screen, screen_len, cli_term_cols(STDOUT_FILENO));
+    free(screen);
+  }
+  fflush(stdout);
   for (int i = 0; i < n; i++) {
     if (cs[i].last.t_ns == cs[i].shown.t_ns) continue; /* no news: keep window */
     cs[i].shown = cs[i].last;

@@ -251,7 +251,7 @@ int cmd_top(int argc, char **argv) {
   /* A first sample shortly before the first screen, so rates show at once. */
   if (sample_take(in, &prev) < 0) sample_free(&prev);
   cli_sleep_ns(100000000u, (volatile int *)&top_stop);
-  int status = CLI_OK;
+  int status = CLI_OK, reopened = 0;
   uint64_t iter = 0;
   while (!top_stop) {
     rc = sample_take(in, &cur);
@@ -269,17 +269,19 @@ int cmd_top(int argc, char **argv) {
                      : cur.h.owner_alive == 0 ? "STALE (producer died)"
                      : "live";
     int gone = cur.h.closed || alive == SHMX_E_NOCHANNEL || cur.h.owner_alive == 0;
-    if (gone && alive == 1) {
-      /* A new producer owns the name: follow it. */
+    if (gone && alive == 1 && !reopened) {
+      /* A new producer owns the name: follow it (once per refresh). */
       shmx_inspector *in2 = NULL;
       if (shmx_inspector_open(name, &in2) == 0) {
         shmx_inspector_close(in);
         in = in2;
         sample_free(&cur);
         sample_free(&prev);
+        reopened = 1;
         continue;
       }
     }
+    reopened = 0;
     FILE *o = open_memstream(&screen, &screen_len);
     if (!o) {
       sample_free(&cur);
@@ -292,7 +294,7 @@ int cmd_top(int argc, char **argv) {
     render(o, name, st, &cur, &prev, tty);
     if (!tty) fputc('\n', o);
     fclose(o);
-    fwrite(screen, 1, screen_len, stdout);
+    cli_write_fitted(stdout, screen, screen_len, tty ? cli_term_cols(STDOUT_FILENO) : 0);
     fflush(stdout);
     free(screen);
     screen = NULL;

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -167,6 +168,41 @@ const char *cli_printable(const char *s, char *buf, size_t cap) {
     buf[o++] = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
   buf[o] = 0;
   return buf;
+}
+
+int cli_term_cols(int fd) {
+  struct winsize ws;
+  if (ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return 0;
+  return ws.ws_col;
+}
+
+void cli_write_fitted(FILE *out, const char *text, size_t len, int cols) {
+  if (cols <= 0) {
+    fwrite(text, 1, len, out);
+    return;
+  }
+  int col = 0;
+  size_t i = 0;
+  while (i < len) {
+    unsigned char c = (unsigned char)text[i];
+    if (c == '\033' && i + 1 < len && text[i + 1] == '[') {
+      size_t j = i + 2; /* parameters, then one final byte in 0x40..0x7e */
+      while (j < len && ((unsigned char)text[j] < 0x40 || (unsigned char)text[j] > 0x7e))
+        j++;
+      if (j < len) j++;
+      fwrite(text + i, 1, j - i, out);
+      i = j;
+    } else if (c == '\n' || c == '\r') {
+      fputc(c, out);
+      if (c == '\n') col = 0;
+      i++;
+    } else {
+      /* UTF-8 continuation bytes do not take a column. */
+      if ((c & 0xc0) != 0x80) col++;
+      if (col < cols) fputc(c, out);
+      i++;
+    }
+  }
 }
 
 double cli_now_s(void) {

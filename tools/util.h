@@ -74,6 +74,14 @@ uint64_t cli_segment_resident(const char *name);
  * buf: safe to print to a terminal. Returns buf. */
 const char *cli_printable(const char *s, char *buf, size_t cap);
 
+/* Columns of the terminal on fd, or 0 if unknown. */
+int cli_term_cols(int fd);
+/* Write text (len bytes) to out with every line cut to cols - 1 visible
+ * characters; ANSI escape sequences (ESC [ ... final byte) are copied
+ * whole and not counted. cols <= 0 copies unchanged. Keeps in-place
+ * redraws aligned when the terminal is narrower than the view. */
+void cli_write_fitted(FILE *out, const char *text, size_t len, int cols);
+
 /* Monotonic seconds as a double (for rates). */
 double cli_now_s(void);
 /* Sleep for ns nanoseconds (restarts on EINTR unless *stop becomes set;
