@@ -543,9 +543,12 @@ static int map_window(shmx_wm *wm, shmx_wc *c, uint64_t offset,
       start = lo;
       end = hi;
     } else {
-      /* Forward from the requested granule, then back toward the left
-       * neighbour with what is left of the window. */
+      /* Forward from the requested granule (snapping to the left neighbour
+       * when the gap to it is small), then back toward the left neighbour
+       * with what is left of the window. Never more than W bytes. */
       uint64_t W = wm->window;
+      if (start0 - lo <= W / 8) start0 = lo; /* close the small gap to the
+                                                 left neighbour (or file start) */
       end = hi - start0 > W ? start0 + W : hi;
       uint64_t back = align_down(W - (end - start0), G);
       if (back > start0 - lo) back = start0 - lo;
