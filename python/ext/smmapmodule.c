@@ -7,9 +7,10 @@
  *   WindowCursor       a shmx_wc plus a cached window for fast indexing
  *   MapRegion          a held shmx_wm_region, or a standalone mapping
  *   SlidingWindowMapBuffer  relative, clamped, bytes-returning access
- *   _View              buffer exporter behind every memoryview handed out: it
- *                      keeps one use of its region, so the bytes stay mapped
- *                      for as long as any view (or slice of one) lives.
+ *   MapView            what map() returns (mmap-like: [i] -> int, [a:b] ->
+ *                      bytes) and the buffer exporter behind every memoryview
+ *                      handed out: it keeps one use of its region, so the
+ *                      bytes stay mapped while any view (or slice) lives.
  * The GIL is released around calls that may map, unmap or stat files. A
  * cursor is marked busy meanwhile, so another thread touching the same cursor
  * gets RuntimeError instead of racing it.
@@ -58,7 +59,7 @@ static PyObject *raise_shmx(int rc) {
   return NULL;
 }
 
-/* ---- _View: the exporter behind memoryviews ------------------------------ */
+/* ---- MapView: the exporter behind memoryviews -------------------------- */
 
 typedef struct {
   PyObject_HEAD
@@ -86,17 +87,103 @@ static void view_dealloc(PyObject *self) {
   Py_DECREF(tp);
 }
 
+/* MapView is what map() returns: like smmap's mmap object, indexing gives an
+ * int, slicing gives bytes, and it exports its bytes (memoryview, struct,
+ * zlib, ...). It is read-only and keeps its region mapped while alive. */
+static Py_ssize_t view_len(PyObject *self) { return ((ViewObject *)self)->len; }
+
+static PyObject *view_subscript(PyObject *self, PyObject *key) {
+  ViewObject *v = (ViewObject *)self;
+  if (PyIndex_Check(key)) {
+    Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0) i += v->len;
+    if (i < 0 || i >= v->len) {
+      PyErr_SetString(PyExc_IndexError, "MapView index out of range");
+      return NULL;
+    }
+    return PyLong_FromLong(v->ptr[i]);
+  }
+  if (!PySlice_Check(key)) {
+    PyErr_Format(PyExc_TypeError, "MapView indices must be integers or slices, not %.200s",
+                 Py_TYPE(key)->tp_name);
+    return NULL;
+  }
+  Py_ssize_t start, stop, step;
+  if (PySlice_Unpack(key, &start, &stop, &step) < 0) return NULL;
+  Py_ssize_t n = PySlice_AdjustIndices(v->len, &start, &stop, step);
+  if (step == 1) return PyBytes_FromStringAndSize((const char *)v->ptr + start, n);
+  PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+  if (!out) return NULL;
+  char *d = PyBytes_AS_STRING(out);
+  for (Py_ssize_t k = 0, i = start; k < n; k++, i += step) d[k] = (char)v->ptr[i];
+  return out;
+}
+
+/* find/rfind(sub[, start[, end]]) as mmap: lowest/highest index or -1. */
+static PyObject *view_find_impl(PyObject *self, PyObject *args, int reverse) {
+  ViewObject *v = (ViewObject *)self;
+  Py_buffer sub;
+  PyObject *so = Py_None, *eo = Py_None;
+  if (!PyArg_ParseTuple(args, reverse ? "y*|OO:rfind" : "y*|OO:find", &sub, &so, &eo))
+    return NULL;
+  Py_ssize_t start = 0, end = v->len;
+  if ((so != Py_None && (start = PyNumber_AsSsize_t(so, PyExc_OverflowError)) == -1 &&
+       PyErr_Occurred()) ||
+      (eo != Py_None && (end = PyNumber_AsSsize_t(eo, PyExc_OverflowError)) == -1 &&
+       PyErr_Occurred())) {
+    PyBuffer_Release(&sub);
+    return NULL;
+  }
+  if (start < 0) start = start + v->len < 0 ? 0 : start + v->len;
+  if (end < 0) end = end + v->len < 0 ? 0 : end + v->len;
+  if (start > v->len) start = v->len;
+  if (end > v->len) end = v->len;
+  Py_ssize_t res = -1;
+  if (end >= start && end - start >= sub.len) {
+    if (!reverse) {
+      const void *p = sub.len ? memmem(v->ptr + start, (size_t)(end - start), sub.buf,
+                                       (size_t)sub.len)
+                              : (const void *)(v->ptr + start);
+      if (p) res = (const uint8_t *)p - v->ptr;
+    } else {
+      for (Py_ssize_t i = end - sub.len; i >= start; i--) {
+        if (memcmp(v->ptr + i, sub.buf, (size_t)sub.len) == 0) {
+          res = i;
+          break;
+        }
+      }
+    }
+  }
+  PyBuffer_Release(&sub);
+  return PyLong_FromSsize_t(res);
+}
+static PyObject *view_find(PyObject *self, PyObject *args) { return view_find_impl(self, args, 0); }
+static PyObject *view_rfind(PyObject *self, PyObject *args) { return view_find_impl(self, args, 1); }
+
+static PyMethodDef view_methods[] = {
+    {"find", view_find, METH_VARARGS, "find(sub[, start[, end]]) -> lowest index or -1"},
+    {"rfind", view_rfind, METH_VARARGS, "rfind(sub[, start[, end]]) -> highest index or -1"},
+    {NULL, NULL, 0, NULL}};
+
 static PyType_Slot view_slots[] = {
     {Py_tp_dealloc, view_dealloc},
     {Py_bf_getbuffer, view_getbuffer},
-    {Py_tp_doc, "Read-only bytes of a mapped region (internal)."},
+    {Py_mp_subscript, view_subscript},
+    {Py_mp_length, view_len},
+    {Py_sq_length, view_len},
+    {Py_tp_methods, view_methods},
+    {Py_tp_doc, "MapView: read-only bytes of a mapped region, as returned by map(). "
+                "Indexing gives int, slicing gives bytes; supports the buffer protocol. "
+                "Keeps its region mapped while alive."},
     {0, NULL}};
-static PyType_Spec view_spec = {"shmx.smmap._smmap._View", sizeof(ViewObject), 0,
+static PyType_Spec view_spec = {"shmx.smmap.MapView", sizeof(ViewObject), 0,
                                 Py_TPFLAGS_DEFAULT, view_slots};
 
-/* A memoryview of [ptr, ptr+len) keeping region (one more use) or owner. */
-static PyObject *make_view(smmap_state *st, shmx_wm_region *region,
-                           PyObject *owner, const uint8_t *ptr, uint64_t len) {
+/* A MapView of [ptr, ptr+len) keeping region (one more use) or owner; as a
+ * memoryview if as_memoryview. */
+static PyObject *make_view2(smmap_state *st, shmx_wm_region *region, PyObject *owner,
+                            const uint8_t *ptr, uint64_t len, int as_memoryview) {
   if (len > (uint64_t)PY_SSIZE_T_MAX)
     return PyErr_Format(PyExc_OverflowError, "region too large for a memoryview");
   if (region) {
@@ -116,9 +203,15 @@ static PyObject *make_view(smmap_state *st, shmx_wm_region *region,
   }
   v->ptr = ptr;
   v->len = (Py_ssize_t)len;
+  if (!as_memoryview) return (PyObject *)v;
   PyObject *mv = PyMemoryView_FromObject((PyObject *)v);
   Py_DECREF(v);
   return mv;
+}
+
+static PyObject *make_view(smmap_state *st, shmx_wm_region *region, PyObject *owner,
+                           const uint8_t *ptr, uint64_t len) {
+  return make_view2(st, region, owner, ptr, len, 1);
 }
 
 /* ---- managers ----------------------------------------------------------- */
@@ -466,7 +559,7 @@ static PyObject *cursor_map(PyObject *op, PyObject *unused) {
   smmap_state *st = state_of_type(Py_TYPE(op));
   if (!st) return NULL;
   shmx_wm_region *r = shmx_wc_region(self->c);
-  return make_view(st, r, NULL, shmx_wm_region_data(r), shmx_wm_region_size(r));
+  return make_view2(st, r, NULL, shmx_wm_region_data(r), shmx_wm_region_size(r), 0);
 }
 
 static PyObject *cursor_is_valid(PyObject *op, PyObject *unused) {
@@ -924,7 +1017,7 @@ static PyObject *region_view(PyObject *op) {
     }
     int rc = shmx_wm_region_use(self->r); /* keep base stable while reading */
     if (rc) return raise_shmx(rc);
-    PyObject *mv = make_view(st, self->r, NULL, shmx_wm_region_data(self->r), self->size);
+    PyObject *mv = make_view2(st, self->r, NULL, shmx_wm_region_data(self->r), self->size, 0);
     shmx_wm_region_unuse(self->r);
     return mv;
   }
@@ -932,7 +1025,7 @@ static PyObject *region_view(PyObject *op) {
     PyErr_SetString(PyExc_ValueError, "region was released");
     return NULL;
   }
-  return make_view(st, NULL, op, self->base, self->size);
+  return make_view2(st, NULL, op, self->base, self->size, 0);
 }
 
 static void region_export_begin(PyObject *owner) {
@@ -1286,7 +1379,8 @@ static PyMethodDef cursor_methods[] = {
     {"unuse_region", cursor_unuse_region, METH_NOARGS, "Release the current region."},
     {"_destroy", cursor_unuse_region, METH_NOARGS, "smmap compatibility: unuse_region()."},
     {"buffer", cursor_buffer, METH_NOARGS, "memoryview of the cursor's bytes."},
-    {"map", cursor_map, METH_NOARGS, "memoryview of the whole region."},
+    {"map", cursor_map, METH_NOARGS,
+     "The whole region as a MapView (like smmap's mmap: [i] -> int, [a:b] -> bytes)."},
     {"is_valid", cursor_is_valid, METH_NOARGS, NULL},
     {"is_associated", cursor_is_associated, METH_NOARGS, NULL},
     {"ofs_begin", cursor_ofs_begin, METH_NOARGS, NULL},
@@ -1321,8 +1415,8 @@ static PyType_Spec cursor_spec = {"shmx.smmap.WindowCursor", sizeof(CursorObject
                                   Py_TPFLAGS_DEFAULT, cursor_slots};
 
 static PyMethodDef region_methods[] = {
-    {"buffer", region_buffer, METH_NOARGS, "memoryview of the region."},
-    {"map", region_buffer, METH_NOARGS, "memoryview of the region."},
+    {"buffer", region_buffer, METH_NOARGS, "The region as a MapView."},
+    {"map", region_buffer, METH_NOARGS, "The region as a MapView."},
     {"ofs_begin", region_ofs_begin, METH_NOARGS, NULL},
     {"size", region_size, METH_NOARGS, NULL},
     {"ofs_end", region_ofs_end, METH_NOARGS, NULL},

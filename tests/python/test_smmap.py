@@ -369,6 +369,38 @@ def test_buffer_adaptive_reads(tmp_path):
     assert maps[True] * 5 < maps[False], maps
 
 
+def test_map_is_mmap_like(f1m):
+    """map() behaves like smmap's mmap object, as gitdb uses it."""
+    import struct
+    path, data = f1m
+    for man in (StaticWindowMapManager(), SlidingWindowMapManager(window_size=64 * G)):
+        c = man.make_cursor(path).use_region(0)
+        m = c.map()
+        r = c.region()
+        assert len(m) == r.size()
+        assert m[0] == data[0] and m[-1] == data[r.ofs_end() - 1]
+        assert type(m[10:30]) is bytes and m[10:30] == data[10:30]
+        assert m[10:30] < m[10:31] and m[-20:] == data[r.ofs_end() - 20:r.ofs_end()]
+        assert m[::4097] == data[:r.size():4097]
+        assert struct.unpack_from(">L", m, 8) == struct.unpack_from(">L", data, 8)
+        assert bytes(memoryview(m)[5:9]) == data[5:9]
+        needle = data[5000:5008]
+        assert m.find(needle) == data.find(needle, 0, r.size())
+        assert m.rfind(needle) == data.rfind(needle, 0, r.size())
+        assert m.find(needle, 5001) == data.find(needle, 5001, r.size())
+        assert m.find(b"") == 0 and m.rfind(b"", 3, 7) == 7
+        with pytest.raises(IndexError):
+            m[len(m)]
+        with pytest.raises(TypeError):
+            m["a"]
+        with pytest.raises(TypeError):
+            memoryview(m)[0] = 0
+        c.unuse_region()
+        assert man.collect() == 0  # m keeps its region
+        del m
+        assert man.collect() == 1
+
+
 # ---- limits, LRU, collect ------------------------------------------------
 
 def test_lru_evicts_least_recently_used(tmp_path):

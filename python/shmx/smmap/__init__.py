@@ -19,6 +19,7 @@ from .util import (  # noqa: F401
     is_64_bit,
 )
 from ._smmap import (  # noqa: F401
+    MapView,
     ADVICE_NORMAL,
     ADVICE_RANDOM,
     ADVICE_SEQUENTIAL,
@@ -31,6 +32,6 @@ __version__ = ".".join(str(i) for i in version_info)
 
 __all__ = list(_mman_all) + list(_buf_all) + [
     "align_to_mmap", "is_64_bit", "MapWindow", "MapRegion", "MapRegionList",
-    "ALLOCATIONGRANULARITY", "ADVICE_NORMAL", "ADVICE_SEQUENTIAL",
+    "ALLOCATIONGRANULARITY", "MapView", "ADVICE_NORMAL", "ADVICE_SEQUENTIAL",
     "ADVICE_RANDOM", "ADVICE_WILLNEED",
 ]
