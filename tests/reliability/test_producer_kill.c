@@ -273,7 +273,7 @@ static void one_round(int round, rel_rng *rng, int *failed) {
   int ph = atomic_load(&SH->phase);
   if (ph >= 0 && ph < PH_N) phase_hits[mode][ph]++;
   for (int i = 0; i < NREADERS; i++) {
-    int rs = harness_wait(rd[i], 5000);
+    int rs = harness_wait(rd[i], 10000);
     rd[i] = 0;
     rd_result *r = &SH->r[i];
     if (rs != 0) {

@@ -223,7 +223,7 @@ TEST(scribbler_vs_everyone) {
     int order[C_N] = {C_SCRIBBLE, C_PROD, C_LATEST, C_WAIT, C_INSPECT};
     for (int k = 0; k < C_N; k++) {
       int c = order[k];
-      int st = harness_wait(kid[c], 5000);
+      int st = harness_wait(kid[c], 10000);
       kid[c] = 0;
       printf("#   %-13s exit %3d, %8llu calls, %8llu errors (last %s)\n",
              c_names[c], st, (unsigned long long)atomic_load(&SH->ops[c]),
