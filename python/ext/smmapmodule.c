@@ -29,6 +29,44 @@
 
 #include "shmx.h"
 
+/* Python 3.9/3.10: helpers this file uses that appeared later. */
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *Py_NewRef(PyObject *o) {
+  Py_INCREF(o);
+  return o;
+}
+static inline PyObject *Py_XNewRef(PyObject *o) {
+  Py_XINCREF(o);
+  return o;
+}
+static int PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *v) {
+  Py_INCREF(v);
+  if (PyModule_AddObject(m, name, v) < 0) {
+    Py_DECREF(v);
+    return -1;
+  }
+  return 0;
+}
+#endif
+#if PY_VERSION_HEX < 0x030B0000
+static PyObject *compat_module_by_def(PyTypeObject *tp, PyModuleDef *def) {
+  PyObject *mro = tp->tp_mro;
+  for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); i++) {
+    PyTypeObject *b = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+    if (!(b->tp_flags & Py_TPFLAGS_HEAPTYPE)) continue;
+    PyObject *m = PyType_GetModule(b);
+    if (!m) {
+      PyErr_Clear();
+      continue;
+    }
+    if (PyModule_GetDef(m) == def) return m;
+  }
+  PyErr_SetString(PyExc_TypeError, "shmx.smmap: module not found for type");
+  return NULL;
+}
+#define PyType_GetModuleByDef compat_module_by_def
+#endif
+
 typedef struct {
   PyTypeObject *static_type, *sliding_type, *cursor_type, *region_type,
       *buffer_type, *view_type;
@@ -1494,7 +1532,10 @@ static PyType_Spec buffer_spec = {"shmx.smmap.SlidingWindowMapBuffer",
 /* ---- module ------------------------------------------------------------- */
 
 static int add_type(PyObject *m, PyType_Spec *spec, PyObject *base, PyTypeObject **out) {
-  PyObject *t = PyType_FromModuleAndSpec(m, spec, base);
+  PyObject *bases = NULL;
+  if (base && !(bases = PyTuple_Pack(1, base))) return -1; /* 3.9 wants a tuple */
+  PyObject *t = PyType_FromModuleAndSpec(m, spec, bases);
+  Py_XDECREF(bases);
   if (!t) return -1;
   *out = (PyTypeObject *)t;
   const char *dot = strrchr(spec->name, '.');
