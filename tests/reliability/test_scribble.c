@@ -246,10 +246,48 @@ TEST(scribbler_vs_everyone) {
   }
 }
 
+/*
+ * DISABLED (known core bug, run with SHMX_REL_KNOWN_BUGS=1): opening a
+ * segment whose header is corrupt must say which field is bad. errors.c
+ * vset() formats into the thread-local errmsg buffer while callers
+ * (segment.c shmx__seg_attach, client.c open, inspector.c refresh) pass
+ * shmx_errmsg() -- that same buffer -- as a %s argument: overlapping
+ * vsnprintf, undefined behaviour; in practice the field name is lost
+ * ("channel 'x': channel 'x':  corrupted or not a shmx channel: ...").
+ */
+TEST(corrupt_header_detail_names_field) {
+  const char *name = rel_name("badhdr");
+  shmx_server_config cfg;
+  rel_config(&cfg, 0, 1);
+  shmx_server *srv = NULL;
+  CHECK_OK(shmx_server_create(name, &cfg, &srv));
+  char path[160];
+  snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, name);
+  int fd = open(path, O_RDWR);
+  uint64_t bad = 0x1122334455667788ull;
+  int wrote = fd >= 0 && pwrite(fd, &bad, 8, 0) == 8; /* shmx__hdr.magic */
+  if (fd >= 0) close(fd);
+  shmx_client *cl = NULL;
+  int rc = shmx_client_open(name, &cl);
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s", shmx_errmsg());
+  shmx_client_close(cl);
+  shmx_server_destroy(srv);
+  CHECK(wrote);
+  CHECK_ERR(rc, SHMX_E_CORRUPT);
+  printf("# detail: %s\n", msg);
+  if (!strstr(msg, "magic")) HARNESS_FAIL("detail lost the field: \"%s\"", msg);
+}
+
 int main(void) {
   SH = rel_shared(sizeof *SH);
   (void)rel_seed();
   RUN(scribbler_vs_everyone);
+  const char *kb = getenv("SHMX_REL_KNOWN_BUGS");
+  if (kb && *kb == '1') RUN(corrupt_header_detail_names_field);
+  else
+    printf("ok - corrupt_header_detail_names_field # SKIP known core bug "
+           "(set SHMX_REL_KNOWN_BUGS=1)\n");
   rel_cleanup_all();
   return harness_done();
 }
