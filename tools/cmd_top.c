@@ -117,8 +117,10 @@ static const shmx_reader_info *prev_reader(const top_sample *p,
   return NULL;
 }
 
+/* max_rows: reader rows that fit on the screen (< 0: no limit). */
 static void render(FILE *o, const char *name, const char *status,
-                   const top_sample *s, const top_sample *p, int tty) {
+                   const top_sample *s, const top_sample *p, int tty,
+                   int max_rows) {
   const char *el = tty ? "\033[K" : ""; /* erase rest of line */
   const char *bold = tty ? "\033[1m" : "", *rev = tty ? "\033[7m" : "",
              *off = tty ? "\033[0m" : "";
@@ -168,6 +170,11 @@ static void render(FILE *o, const char *name, const char *status,
   for (int i = 0; i < s->n_readers; i++) {
     const shmx_reader_info *r = &s->readers[i];
     if (!r->in_use) continue;
+    if (max_rows >= 0 && rows >= max_rows) {
+      fprintf(o, "  ... %d more readers (see 'shmx inspect %s')%s\n",
+              in_use - rows, name, el);
+      break;
+    }
     const shmx_reader_info *q = same ? prev_reader(p, r) : NULL;
     double rps = 0, drop = 0;
     if (q && dt > 0 && r->frames_read >= q->frames_read &&
@@ -291,7 +298,14 @@ int cmd_top(int argc, char **argv) {
       break;
     }
     if (tty) fputs("\033[H", o);
-    render(o, name, st, &cur, &prev, tty);
+    int max_rows = -1;
+    if (tty) {
+      struct winsize ws;
+      /* 6 lines of header, one for "... more", one spare. */
+      if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
+        max_rows = ws.ws_row > 9 ? ws.ws_row - 8 : 1;
+    }
+    render(o, name, st, &cur, &prev, tty, max_rows);
     if (!tty) fputc('\n', o);
     fclose(o);
     cli_write_fitted(stdout, screen, screen_len, tty ? cli_term_cols(STDOUT_FILENO) : 0);
