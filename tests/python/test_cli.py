@@ -559,3 +559,37 @@ def test_bench_reaches_the_suite():
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
     assert any(row["name"] == "memcpy_64B" and row["p50_ns"] >= 0 for row in rows)
+
+
+# ---- a channel made by the Python package ---------------------------------
+
+def test_inspect_shows_a_python_made_schema_exactly(env):
+    shmx = pytest.importorskip("shmx")
+    name = env.name("py")
+    streams = [
+        shmx.create_stream_spec(7, "depth", shmx.DT_F64, 1, 8),
+        shmx.create_stream_spec(9, "evil\x1b[2Jname", shmx.DT_I16, 4, 8,
+                                shmx.LAYOUT_AOS_VECTOR, extra=b"\x01\xfe"),
+    ]
+    with shmx.Server(name, streams=streams) as srv:
+        h = srv.begin_frame()
+        srv.append_stream(h, 7, b"\0" * 80, 10)
+        srv.publish_frame(h, 0.5)
+        d = inspect_json(name)
+        assert d["header"]["frame_seq"] == 1
+        assert d["header"]["owner_pid"] == os.getpid()
+        st = {s["id"]: s for s in d["streams"]}
+        assert st[7]["name"] == "depth" and st[7]["dtype_name"] == "float64"
+        assert st[7]["layout_name"] == "scalar" and st[7]["bytes_per_elem"] == 8
+        assert st[9]["name"] == "evil\x1b[2Jname"  # exact, escaped in JSON
+        assert st[9]["dtype_name"] == "int16" and st[9]["components"] == 4
+        assert st[9]["extra_len"] == 2 and st[9]["extra_hex"] == "01fe"
+        latest = [s for s in d["slots"] if s["latest"]]
+        assert len(latest) == 1 and latest[0]["frame_id"] == 1
+        assert latest[0]["payload_bytes"] == 80
+        t = run("inspect", name)
+        assert t.returncode == 0
+        assert "\x1b" not in t.stdout  # a stream name cannot drive the terminal
+        assert "evil?[2Jname" in t.stdout and "float64" in t.stdout
+    r = run("inspect", name)  # the server closed and unlinked it
+    assert r.returncode == 1 and "not found" in r.stderr
