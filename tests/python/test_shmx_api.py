@@ -667,3 +667,24 @@ def test_stubs_and_docstrings_cover_public_names():
                 assert obj.__doc__, "%s.%s has no docstring" % (cls.__name__, attr)
     for fn in (shmx.create_stream_spec, shmx.dtype_to_string, shmx.list_channels):
         assert fn.__doc__
+
+
+def test_frame_invalid_when_every_slot_is_pinned(chan):
+    """With every slot held the producer must overwrite one: that frame says
+    valid == False, and reading its views still never crashes."""
+    name = chan()
+    s, c = make_pair(name, slots=2)
+    try:
+        publish3(s, 1)
+        a = c.latest_frame()
+        publish3(s, 2)
+        b = c.latest_frame()
+        assert a.valid and b.valid and a.frame_id == 1 and b.frame_id == 2
+        publish3(s, 3)  # both slots pinned: the oldest (a's) is reused
+        assert not a.valid and b.valid
+        assert "expired" in repr(a)
+        np.asarray(a["data"]).sum()  # readable (bytes of frame 3), no crash
+        assert struct.unpack("Q", b["frame_id"])[0] == 2
+    finally:
+        c.close()
+        s.destroy()
