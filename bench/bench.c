@@ -35,19 +35,19 @@ typedef struct mdef {
 #define MiB ((size_t)1024 * 1024)
 
 static const mdef defs[] = {
-    {"pingpong_cacheline", 0, NULL, K_BASE, T_NONE, R_PINGPONG, 64, 1, 0, 100000, 1000},
-    {"latency_64B_spin", 0, "pingpong_cacheline", K_CASE, T_LAT, R_SPIN, 64, 1, 1, 100000, 1000},
-    {"notify_64B_spin", 0, "pingpong_cacheline", K_CASE, T_NONE, R_NOTIFY, 64, 1, 1, 100000, 1000},
-    {"latency_64KiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 64 * KiB, 1, 1, 100000, 1000},
-    {"latency_1MiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 1 * MiB, 1, 1, 100000, 1000},
-    {"latency_8MiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 8 * MiB, 1, 1, 100000, 1000},
-    {"futex_pingpong", 1, NULL, K_BASE, T_NONE, R_FUTEX, 64, 1, 0, 10000, 100},
-    {"latency_64B_wait", 1, "futex_pingpong", K_CASE, T_WAIT, R_WAIT, 64, 1, 1, 10000, 100},
-    {"memcpy_1MiB", 2, NULL, K_BASE, T_NONE, R_MEMCPY, 1 * MiB, 1, 0, 5000, 100},
-    {"publish_1MiB_copy", 2, "memcpy_1MiB", K_CASE, T_SPEED, R_PUBLISH, 1 * MiB, 1, 0, 5000, 100},
-    {"memcpy_64B", 3, NULL, K_BASE, T_NONE, R_MEMCPY, 64, 16, 0, 40000, 1000},
-    {"publish_64B_1reader", 3, "memcpy_64B", K_CASE, T_NONE, R_PUBLISH, 64, 16, 1, 40000, 1000},
-    {"publish_64B_16readers", 3, "publish_64B_1reader", K_CASE, T_APART, R_PUBLISH, 64, 16, 16, 40000, 1000},
+    {"pingpong_cacheline", 0, NULL, K_BASE, T_NONE, R_PINGPONG, 64, 1, 0, 30000, 1000},
+    {"latency_64B_spin", 0, "pingpong_cacheline", K_CASE, T_LAT, R_SPIN, 64, 1, 1, 30000, 1000},
+    {"notify_64B_spin", 0, "pingpong_cacheline", K_CASE, T_NONE, R_NOTIFY, 64, 1, 1, 30000, 1000},
+    {"latency_64KiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 64 * KiB, 1, 1, 30000, 1000},
+    {"latency_1MiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 1 * MiB, 1, 1, 30000, 1000},
+    {"latency_8MiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 8 * MiB, 1, 1, 30000, 1000},
+    {"futex_pingpong", 1, NULL, K_BASE, T_NONE, R_FUTEX, 64, 1, 0, 3000, 100},
+    {"latency_64B_wait", 1, "futex_pingpong", K_CASE, T_WAIT, R_WAIT, 64, 1, 1, 3000, 100},
+    {"memcpy_1MiB", 2, NULL, K_BASE, T_NONE, R_MEMCPY, 1 * MiB, 1, 0, 2500, 100},
+    {"publish_1MiB_copy", 2, "memcpy_1MiB", K_CASE, T_SPEED, R_PUBLISH, 1 * MiB, 1, 0, 2500, 100},
+    {"memcpy_64B", 3, NULL, K_BASE, T_NONE, R_MEMCPY, 64, 16, 0, 20000, 1000},
+    {"publish_64B_1reader", 3, "memcpy_64B", K_CASE, T_NONE, R_PUBLISH, 64, 16, 1, 20000, 1000},
+    {"publish_64B_16readers", 3, "publish_64B_1reader", K_CASE, T_APART, R_PUBLISH, 64, 16, 16, 20000, 1000},
 };
 #define NDEFS ((int)(sizeof defs / sizeof defs[0]))
 #define NGROUPS 4
@@ -59,7 +59,7 @@ static int base_index(int i) {
       return k;
   return -1;
 }
-#define ROUNDS_FULL 5
+#define ROUNDS_FULL 10
 
 static const char *target_text(int t) {
   switch (t) {
@@ -82,10 +82,14 @@ static const char *unit_text(int run) {
   }
 }
 
+#define MAX_ROUNDS 100
+
 typedef struct result {
   int ran, failed;
   bench_samples s;
-  bench_stats st;
+  bench_stats st;                /* all rounds pooled */
+  int rounds;                    /* rounds completed */
+  uint64_t rp50[MAX_ROUNDS], rp99[MAX_ROUNDS]; /* per round */
 } result;
 
 typedef struct opts {
@@ -107,23 +111,47 @@ static int run_one(const mdef *d, size_t iters, bench_samples *out) {
   }
 }
 
-/* met: 1, 0, or -1 when there is no target or no figures. */
-static int judge(const mdef *d, const bench_stats *st, const bench_stats *bs,
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * Ratios to the baseline: the median over rounds of the same-round ratios
+ * (case p50 / baseline p50, case p99 / baseline p50). On a VM the cost of a
+ * cache-line transfer changes when the host moves the vCPUs, so only figures
+ * taken a moment apart are compared. met: 1, 0, or -1 (no target/figures).
+ */
+static int judge(const mdef *d, const result *r, const result *base,
                  double *ratio_p50, double *ratio_p99) {
+  double q50[MAX_ROUNDS], q99[MAX_ROUNDS];
+  int n = 0;
   *ratio_p50 = *ratio_p99 = 0;
-  if (!bs || bs->p50 == 0 || st->n == 0)
+  if (!base)
     return -1;
-  double b = (double)bs->p50;
-  *ratio_p50 = (double)st->p50 / b;
-  *ratio_p99 = (double)st->p99 / b;
+  for (int k = 0; k < r->rounds && k < base->rounds; k++)
+    if (base->rp50[k] > 0 && r->rp50[k] > 0) {
+      q50[n] = (double)r->rp50[k] / (double)base->rp50[k];
+      q99[n] = (double)r->rp99[k] / (double)base->rp50[k];
+      n++;
+    }
+  if (n == 0)
+    return -1;
+  *ratio_p50 = median(q50, n);
+  *ratio_p99 = median(q99, n);
   switch (d->target) {
   case T_LAT: return *ratio_p50 <= 2.0 && *ratio_p99 <= 4.0;
   case T_FLAT: return *ratio_p50 <= 3.0;
   case T_WAIT: return *ratio_p50 <= 1.5;
-  case T_SPEED: return b / (double)st->p50 >= 0.85;
+  case T_SPEED: return 1.0 / *ratio_p50 >= 0.85;
   case T_APART: {
-    double r = *ratio_p50 >= 1.0 ? *ratio_p50 : 1.0 / *ratio_p50;
-    return r <= 1.2;
+    double x = *ratio_p50 >= 1.0 ? *ratio_p50 : 1.0 / *ratio_p50;
+    return x <= 1.2;
   }
   default: return -1;
   }
@@ -145,14 +173,13 @@ static void print_json(const mdef *d, const result *r, const result *base) {
     return;
   }
   double r50, r99;
-  int met = judge(d, st, &base->st, &r50, &r99);
+  int met = judge(d, r, base, &r50, &r99);
   const char *t = target_text(d->target);
   printf("\"baseline\":\"%s\",\"baseline_p50_ns\":%llu,\"ratio_p50\":%.3f,"
-         "\"ratio_p99\":%.3f,",
-         d->base, (unsigned long long)base->st.p50, r50, r99);
-  if (d->target == T_SPEED && st->p50)
-    printf("\"speed_vs_baseline\":%.3f,",
-           (double)base->st.p50 / (double)st->p50);
+         "\"ratio_p99\":%.3f,\"rounds\":%d,",
+         d->base, (unsigned long long)base->st.p50, r50, r99, r->rounds);
+  if (d->target == T_SPEED && r50 > 0)
+    printf("\"speed_vs_baseline\":%.3f,", 1.0 / r50);
   if (t)
     printf("\"target\":\"%s\",\"met\":%s}\n", t,
            met < 0 ? "null" : met ? "true" : "false");
@@ -176,7 +203,7 @@ static void print_row(const mdef *d, const result *r, const result *base,
     return;
   }
   double r50, r99;
-  int met = judge(d, st, &base->st, &r50, &r99);
+  int met = judge(d, r, base, &r50, &r99);
   printf("%-20s %9llu %7.2f %7.2f  ", d->base,
          (unsigned long long)base->st.p50, r50, r99);
   const char *t = target_text(d->target);
@@ -188,8 +215,8 @@ static void print_row(const mdef *d, const result *r, const result *base,
   if (met > 0)
     (*n_met)++;
   printf("%s: %s", t, met < 0 ? "n/a" : met ? "MET" : "MISSED");
-  if (d->target == T_SPEED && st->p50)
-    printf(" (%.0f%%)", 100.0 * (double)base->st.p50 / (double)st->p50);
+  if (d->target == T_SPEED && r50 > 0)
+    printf(" (%.0f%%)", 100.0 / r50);
   printf("\n");
 }
 
@@ -229,7 +256,7 @@ static int parse(int argc, char **argv, opts *o) {
       const char *v = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
       char *end = NULL;
       long n = v ? strtol(v, &end, 10) : 0;
-      if (!v || !*v || *end || n < 1 || n > 100)
+      if (!v || !*v || *end || n < 1 || n > MAX_ROUNDS)
         goto bad;
       o->rounds = (int)n;
     } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -280,7 +307,9 @@ static int bench_run(int argc, char **argv) {
            shmx_version_string(), o.quick ? "quick" : "full", rounds,
            bench_cpu_desc());
     printf("latency = one-way (stamp before publish -> reader holds frame); "
-           "publish/memcpy = time per operation\n\n");
+           "publish/memcpy = time per operation;\n"
+           "x p50, x p99 = median over rounds of (case p50 or p99) / "
+           "(baseline p50) in the same round\n\n");
     print_table_header();
   }
   fflush(stdout);
@@ -294,12 +323,21 @@ static int bench_run(int argc, char **argv) {
         if (!need[i] || defs[i].group != g || res[i].failed)
           continue;
         size_t iters = o.quick ? defs[i].iters_quick : defs[i].iters;
-        res[i].ran = 1;
-        if (run_one(&defs[i], iters, &res[i].s) != 0) {
+        result *ri = &res[i];
+        size_t start = ri->s.n;
+        ri->ran = 1;
+        if (run_one(&defs[i], iters, &ri->s) != 0) {
           fprintf(stderr, "shmx-bench: %s failed\n", defs[i].name);
-          res[i].failed = 1;
+          ri->failed = 1;
           failures++;
+          continue;
         }
+        bench_samples round = {ri->s.v + start, ri->s.n - start, 0};
+        bench_stats rs;
+        bench_stats_compute(&round, &rs); /* sorts this round's samples */
+        ri->rp50[ri->rounds] = rs.p50;
+        ri->rp99[ri->rounds] = rs.p99;
+        ri->rounds++;
       }
     for (int i = 0; i < NDEFS; i++) {
       if (!need[i] || defs[i].group != g)
