@@ -515,6 +515,34 @@ def test_demo_runs_readers_in_processes_and_leaves_nothing():
         assert re.search(who + r" .* dropped \d+  expired \d+  errors 0", out), who
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["term", "int"])
+def test_demo_stops_early_and_cleanly_on_a_signal(sig):
+    p = subprocess.Popen([CLI, "demo", "--duration", "60"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=cli_env())
+    name = f"demo.{p.pid}"
+    try:
+        # running: its channel has readers that have read frames
+        wait_for(lambda: p.poll() is not None or
+                 ((d := inspect_json(name)) and
+                  sum(r["frames_read"] > 0 for r in d["readers"]) == 3),
+                 what="demo readers reading")
+        assert p.poll() is None
+        p.send_signal(sig)  # only the orchestrator: it stops the others
+        out, err = p.communicate(timeout=15)
+        left = seg(name).exists()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        try:
+            seg(name).unlink()
+        except FileNotFoundError:
+            pass
+    assert p.returncode == 0, out + err
+    assert "ok:" in out and ", 0 errors" in out
+    assert not left
+
+
 def test_demo_publish_and_read_one_side_at_a_time(env):
     name = env.name("sides")
     prod = env.producer(name, fps=100)
