@@ -12,7 +12,7 @@
 
 #include "harness.h"
 
-#define MAX_TMP 16
+#define MAX_TMP 64
 static char tmp_paths[MAX_TMP][64];
 static int n_tmp;
 

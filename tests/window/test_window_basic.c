@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -366,6 +367,50 @@ TEST(read_without_mapping) {
   free(data);
 }
 
+/* open() failing with EMFILE unmaps idle regions (closing their files'
+ * descriptors) and retries; with every region in use the caller gets
+ * -EMFILE. Runs in a child with a tiny RLIMIT_NOFILE. */
+static const char *emfile_paths[8];
+static int emfile_child(void *arg) {
+  (void)arg;
+  int probe = open("/dev/null", O_RDONLY | O_CLOEXEC); /* lowest free fd */
+  if (probe < 0) return 10;
+  close(probe);
+  struct rlimit rl = {(rlim_t)probe + 2, (rlim_t)probe + 2};
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 11;
+  shmx_wm_config cfg;
+  shmx_wm_config_init(&cfg, SHMX_WM_SLIDING);
+  cfg.max_handles = 100; /* more than the process can open */
+  shmx_wm *wm;
+  if (shmx_wm_create(&cfg, &wm)) return 12;
+  shmx_wc *c[8];
+  for (int i = 0; i < 8; i++)
+    if (shmx_wc_open_path(wm, emfile_paths[i], 0, &c[i])) return 13;
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 8; i++) {
+      if (shmx_wc_use(c[i], 0, 1) != 1) return 20 + i; /* evict + retry */
+      shmx_wc_unuse(c[i]);
+    }
+  }
+  shmx_wm_stats st;
+  shmx_wm_get_stats(wm, &st);
+  if (st.open_fds > 2) return 30;
+  /* two files in use hold the two descriptors: the third cannot open */
+  if (shmx_wc_use(c[0], 0, 1) != 1 || shmx_wc_use(c[1], 0, 1) != 1) return 31;
+  if (shmx_wc_use(c[2], 0, 1) != SHMX_E_EMFILE) return 32;
+  shmx_wc_unuse(c[1]);
+  if (shmx_wc_use(c[2], 0, 1) != 1) return 33;
+  for (int i = 0; i < 8; i++) shmx_wc_close(c[i]);
+  shmx_wm_destroy(wm);
+  return 0;
+}
+
+TEST(emfile_retry) {
+  for (int i = 0; i < 8; i++) emfile_paths[i] = tmp_file(3 * G, NULL);
+  pid_t p = harness_spawn(emfile_child, NULL);
+  CHECK_EQ(harness_wait(p, 30000), 0);
+}
+
 TEST(empty_file) {
   const char *path = tmp_file(0, NULL);
   shmx_wm *wm = mk(SHMX_WM_STATIC, UINT64_MAX, 0, 0);
@@ -389,6 +434,7 @@ int main(void) {
   RUN(shrink_and_grow);
   RUN(advice);
   RUN(read_without_mapping);
+  RUN(emfile_retry);
   RUN(empty_file);
   return harness_done();
 }
