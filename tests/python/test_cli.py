@@ -493,15 +493,20 @@ def test_demo_runs_readers_in_processes_and_leaves_nothing():
     p = subprocess.Popen([CLI, "demo", "--duration", "2", "--fps", "100"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env=cli_env())
+    name = f"demo.{p.pid}"
     try:
         out, err = p.communicate(timeout=30)
+        left = seg(name).exists()
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    name = f"demo.{p.pid}"
+        try:
+            seg(name).unlink()
+        except FileNotFoundError:
+            pass
     assert p.returncode == 0, out + err
-    assert not seg(name).exists()
+    assert not left
     assert "\x1b" not in out  # no terminal: plain lines
     # periodic lines for the producer and each reader, with real numbers
     pids = set(re.findall(r"reader \w+(?: frame)?\s+pid (\d+)", out))
