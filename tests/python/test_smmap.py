@@ -240,6 +240,23 @@ def test_reused_fd_never_serves_another_file(tmp_path):
         os.close(fd2)
 
 
+def test_replaced_path_never_mixes_files(tmp_path):
+    pa, da = make_file(tmp_path, 8 * G, seed=14, name="a")
+    pb, db = make_file(tmp_path, 8 * G, seed=15, name="b")
+    man = SlidingWindowMapManager(window_size=G)
+    c = man.make_cursor(pa)
+    assert bytes(c.use_region(0, 10).buffer()) == da[:10]
+    c.unuse_region()
+    man.collect()  # no descriptor left: the next window reopens the path
+    os.replace(pb, pa)
+    with pytest.raises(FileNotFoundError):
+        c.use_region(4 * G, 10)
+    with pytest.raises(FileNotFoundError):
+        c.check()
+    c2 = man.make_cursor(pa)  # a new cursor sees the new file
+    assert bytes(c2.use_region(4 * G, 10).buffer()) == db[4 * G:4 * G + 10]
+
+
 # ---- data checks: seeded random accesses --------------------------------
 
 def _managers(size):
