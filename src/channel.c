@@ -34,7 +34,13 @@ int shmx_channel_owner_alive(const char *name) {
   int fd = shmx__shm_open(path, O_RDONLY, 0);
   if (fd == -ENOENT) return shmx__err(SHMX_E_NOCHANNEL, "channel '%s'", name);
   if (fd < 0) return shmx__syserr(-fd, "channel '%s'", name);
+  /* A producer creating the segment takes its lock right after creating
+   * it: re-probe over ~20 ms before calling an unlocked segment stale. */
   int alive = shmx__seg_owner_alive(fd);
+  for (int i = 0; alive == 0 && i < 2; i++) {
+    shmx__sleep_ns(10 * 1000 * 1000);
+    alive = shmx__seg_owner_alive(fd);
+  }
   shmx__close(fd);
   return alive < 0 ? shmx__err(SHMX_E_INTERNAL, "channel '%s': lock probe", name)
                    : alive;

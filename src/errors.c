@@ -40,12 +40,15 @@ const char *shmx_errmsg(void) {
   return errmsg_buf[0] ? errmsg_buf : "no error detail";
 }
 
+/* Format into a scratch buffer first: callers may pass shmx_errmsg() itself
+ * as an argument (to prefix context to an inner error). */
 static int vset(int err, const char *fmt, va_list ap) {
-  int n = vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
+  char tmp[sizeof errmsg_buf];
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
   if (n < 0) n = 0;
-  if ((size_t)n < sizeof errmsg_buf)
-    snprintf(errmsg_buf + n, sizeof errmsg_buf - (size_t)n, ": %s",
-             shmx_strerror(err));
+  if ((size_t)n < sizeof tmp)
+    snprintf(tmp + n, sizeof tmp - (size_t)n, ": %s", shmx_strerror(err));
+  memcpy(errmsg_buf, tmp, sizeof tmp);
   return err;
 }
 

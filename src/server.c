@@ -90,13 +90,24 @@ static int reparse_schema(shmx_server *srv) {
   return 0;
 }
 
+/* 1 if path currently names the file open as fd. */
+static int names_fd(const char *path, int fd) {
+  struct stat a, b;
+  int cur = shmx__shm_open(path, O_RDONLY, 0);
+  if (cur < 0) return 0;
+  int same = fstat(cur, &a) == 0 && fstat(fd, &b) == 0 &&
+             a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+  shmx__close(cur);
+  return same;
+}
+
 /* Open name exclusively: create it, or reclaim it from a dead owner. On
  * success returns an fd we hold LOCK_EX on. */
 static int open_exclusive(const char *name, const char *path, unsigned mode) {
   for (int attempt = 0; attempt < 200; attempt++) {
     int fd = shmx__shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
     if (fd >= 0) {
-      if (shmx__lock(fd, true) == 0) {
+      if (shmx__lock(fd, true) == 0 && names_fd(path, fd)) {
         if (fchmod(fd, (mode_t)mode) < 0) {
           int e = errno;
           shmx__shm_unlink(path);
@@ -105,8 +116,8 @@ static int open_exclusive(const char *name, const char *path, unsigned mode) {
         }
         return fd;
       }
-      /* Someone opened our new segment and took the lock (a reclaimer that
-       * thought it stale). Let them have it and retry. */
+      /* Before we locked it, someone took our new segment for stale and
+       * locked or unlinked it. Let them have the name and retry. */
       shmx__close(fd);
       shmx__sleep_ns(1000 * 1000);
       continue;

@@ -227,6 +227,47 @@ int fn(const char *name, void *arg) {
   return 0;
 }
 
+/* Racing creators: exactly one wins; the others get SHMX_E_EXISTS. */
+static int g_go[2], g_res[2];
+static int racer(void *arg) {
+  (void)arg;
+  char b;
+  if (read(g_go[0], &b, 1) != 1) return 9;
+  shmx_server *s = mk(child_name);
+  char r = s ? 'W' : (strstr(shmx_errmsg(), "live producer") ? 'E' : '?');
+  if (write(g_res[1], &r, 1) != 1) return 8;
+  if (s) pause(); /* hold the name until killed */
+  return 0;
+}
+
+TEST(racing_creators_one_winner) {
+  for (int round = 0; round < 10; round++) {
+    child_name = harness_name("race");
+    CHECK_EQ(pipe(g_go), 0);
+    CHECK_EQ(pipe(g_res), 0);
+    enum { N = 5 };
+    pid_t k[N];
+    for (int i = 0; i < N; i++) k[i] = harness_spawn(racer, NULL);
+    char go[N];
+    memset(go, 'g', N);
+    CHECK_EQ(write(g_go[1], go, N), N);
+    int wins = 0, exists = 0;
+    for (int i = 0; i < N; i++) {
+      char r;
+      CHECK_EQ(read(g_res[0], &r, 1), 1);
+      wins += r == 'W';
+      exists += r == 'E';
+    }
+    CHECK_EQ(wins, 1);
+    CHECK_EQ(exists, N - 1);
+    CHECK_EQ(shmx_channel_owner_alive(child_name), 1);
+    for (int i = 0; i < N; i++) kill(k[i], SIGKILL);
+    for (int i = 0; i < N; i++) harness_wait(k[i], 5000);
+    CHECK_OK(shmx_channel_remove(child_name, 0)); /* stale now */
+    close(g_go[0]); close(g_go[1]); close(g_res[0]); close(g_res[1]);
+  }
+}
+
 int main(void) {
   RUN(names);
   RUN(errors_list);
@@ -236,5 +277,6 @@ int main(void) {
   RUN(config_errors);
   RUN(segment_over_4gib);
   RUN(list_and_remove);
+  RUN(racing_creators_one_winner);
   return harness_done();
 }
