@@ -633,6 +633,49 @@ def test_threads_share_one_manager(tmp_path, mtype):
     assert man._stats()["open_fds"] == 0
 
 
+def test_one_cursor_misused_by_threads_never_crashes(tmp_path):
+    """A cursor belongs to one thread; sharing one anyway gives correct bytes
+    or RuntimeError, never a crash or wrong bytes."""
+    path, data = make_file(tmp_path, 4 * MiB, seed=16)
+    man = SlidingWindowMapManager(window_size=4 * G, max_memory_size=16 * G)
+    c = man.make_cursor(path)
+    buf = SlidingWindowMapBuffer(c)
+    buf.adaptive_reads = False  # every miss goes through the cursor
+    errors, busy = [], [0]
+    stop = threading.Event()
+
+    def work(seed):
+        rnd = random.Random(seed)
+        try:
+            while not stop.is_set():
+                o = rnd.randrange(len(data) - 5000)
+                try:
+                    if rnd.random() < 0.5:
+                        got = buf[o:o + 5000]
+                        assert got == data[o:o + 5000]
+                    else:
+                        c.use_region(o, 100)
+                        mv = c.buffer()  # another thread may have moved c
+                        assert 1 <= len(mv) <= 100 and bytes(mv) in data
+                except RuntimeError:
+                    busy[0] += 1
+                except ValueError:
+                    pass  # the other thread moved the cursor off the end/unused it
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in ts:
+        t.start()
+    threading.Event().wait(1.5)
+    stop.set()
+    for t in ts:
+        t.join(timeout=30)
+    assert not errors, errors[0]
+    assert man._stats()["maps"] > 10
+    print("RuntimeError (cursor busy) raised %d times" % busy[0])
+
+
 # ---- process limits (subprocess) -----------------------------------------
 
 def _run(code, tmp_path):
