@@ -110,7 +110,8 @@ pid_t bench_spawn(int role, int (*fn)(void *), void *arg);
 int bench_reap(pid_t pid, uint64_t timeout_ns);
 /* 1 if pid is asleep (state S or D in /proc/pid/stat), 0 if not, -1 error. */
 int bench_proc_sleeping(pid_t pid);
-/* Wait until pid sleeps in the kernel (deadline BENCH_STEP_TIMEOUT_NS). */
+/* Wait until pid sleeps in the kernel (deadline BENCH_STEP_TIMEOUT_NS);
+ * without a readable /proc, wait 1 ms instead. */
 int bench_wait_sleeping(pid_t pid);
 
 /* Channel name unique to this process: "shmxbench-<pid>-<tag>". */
