@@ -15,9 +15,9 @@
 #include "bench_internal.h"
 #include "shmx.h"
 
-enum { K_BASE, K_CASE };
+enum { K_BASE, K_CASE, K_REF }; /* K_REF: a reference protocol, not shmx */
 enum { T_NONE, T_LAT, T_FLAT, T_WAIT, T_SPEED, T_APART };
-enum { R_PINGPONG, R_FUTEX, R_MEMCPY, R_SPIN, R_NOTIFY, R_WAIT, R_PUBLISH };
+enum { R_PINGPONG, R_SEQLOCK, R_FUTEX, R_MEMCPY, R_SPIN, R_NOTIFY, R_WAIT, R_PUBLISH };
 
 typedef struct mdef {
   const char *name;
@@ -36,6 +36,7 @@ typedef struct mdef {
 
 static const mdef defs[] = {
     {"pingpong_cacheline", 0, NULL, K_BASE, T_NONE, R_PINGPONG, 64, 1, 0, 30000, 1000},
+    {"seqlock_64B_spin", 0, "pingpong_cacheline", K_REF, T_NONE, R_SEQLOCK, 64, 1, 1, 30000, 1000},
     {"latency_64B_spin", 0, "pingpong_cacheline", K_CASE, T_LAT, R_SPIN, 64, 1, 1, 30000, 1000},
     {"notify_64B_spin", 0, "pingpong_cacheline", K_CASE, T_NONE, R_NOTIFY, 64, 1, 1, 30000, 1000},
     {"latency_64KiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 64 * KiB, 1, 1, 30000, 1000},
@@ -75,7 +76,7 @@ static const char *target_text(int t) {
 /* What each figure measures, for the table's legend. */
 static const char *unit_text(int run) {
   switch (run) {
-  case R_PINGPONG: case R_FUTEX: case R_SPIN: case R_NOTIFY: case R_WAIT:
+  case R_PINGPONG: case R_SEQLOCK: case R_FUTEX: case R_SPIN: case R_NOTIFY: case R_WAIT:
     return "one-way latency";
   default:
     return "time per operation";
@@ -100,6 +101,7 @@ typedef struct opts {
 static int run_one(const mdef *d, size_t iters, bench_samples *out) {
   switch (d->run) {
   case R_PINGPONG: return bench_base_pingpong(iters, out);
+  case R_SEQLOCK: return bench_base_seqlock(iters, out);
   case R_FUTEX: return bench_base_futex(iters, out);
   case R_MEMCPY: return bench_base_memcpy(d->bytes, d->batch, iters, out);
   case R_SPIN: return bench_core_latency_spin(d->bytes, iters, out);
@@ -162,7 +164,8 @@ static void print_json(const mdef *d, const result *r, const result *base) {
   printf("{\"name\":\"%s\",\"kind\":\"%s\",\"p50_ns\":%llu,\"p99_ns\":%llu,"
          "\"p999_ns\":%llu,\"min_ns\":%llu,\"max_ns\":%llu,\"mean_ns\":%.1f,"
          "\"samples\":%zu,\"bytes\":%zu,\"measures\":\"%s\",",
-         d->name, d->kind == K_BASE ? "baseline" : "case",
+         d->name,
+         d->kind == K_BASE ? "baseline" : d->kind == K_REF ? "reference" : "case",
          (unsigned long long)st->p50, (unsigned long long)st->p99,
          (unsigned long long)st->p999, (unsigned long long)st->min,
          (unsigned long long)st->max, st->mean, st->n, d->bytes,
@@ -280,7 +283,10 @@ static int bench_run(int argc, char **argv) {
     return prc == 1 ? 0 : 2;
   if (o.list) {
     for (int i = 0; i < NDEFS; i++)
-      printf("%s%s\n", defs[i].name, defs[i].kind == K_BASE ? " (baseline)" : "");
+      printf("%s%s\n", defs[i].name,
+             defs[i].kind == K_BASE  ? " (baseline)"
+             : defs[i].kind == K_REF ? " (reference protocol, not shmx)"
+                                     : "");
     return 0;
   }
   int rounds = o.rounds ? o.rounds : o.quick ? 1 : ROUNDS_FULL;

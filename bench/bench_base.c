@@ -7,6 +7,8 @@
  *                       number; the reader spins on it, reads t0, takes t1.
  *                       The reader acknowledges on a second line before the
  *                       next round (exactly the shape of latency_*_spin).
+ *   seqlock_64B_spin    the least an index-line -> slot protocol costs: see
+ *                       bench_base_seqlock().
  *   futex_pingpong      the same with the reader asleep in FUTEX_WAIT and
  *                       the producer calling FUTEX_WAKE after the store; the
  *                       producer only stores once /proc shows the reader
@@ -120,6 +122,84 @@ int bench_base_pingpong(size_t iters, bench_samples *out) {
     ok = wait_ack(s, i) == 0;
   }
   return finish("pingpong_cacheline", s, bytes, pid, ok, iters, out);
+}
+
+/* ---- minimal two-line seqlock ------------------------------------------- */
+
+/*
+ * The least an "index line -> slot" protocol can do: the producer fills a
+ * slot line under a seqlock (odd, t0, even), then stores the slot number and
+ * a sequence number in the index line. The reader spins on the index line,
+ * reads the slot line and checks its sequence: two dependent line transfers,
+ * no pins, no metadata. A reference for latency_64B_spin (not shmx).
+ */
+struct ix_slot {
+  alignas(64) _Atomic uint64_t seq;
+  _Atomic uint64_t t0;
+  uint8_t pad[4096 - 16]; /* one slot per page, like frame slots */
+};
+
+struct ix_args {
+  struct pp_side *s;      /* seq = index sequence, word = slot number */
+  struct ix_slot *slots;  /* BENCH_SLOTS, in a shared mapping */
+};
+
+static int ix_reader(void *arg) {
+  struct ix_args *a = arg;
+  struct pp_side *s = a->s;
+  atomic_store_explicit(&s->ready, 1, memory_order_release);
+  for (uint64_t i = 1; i <= s->total; i++) {
+    bench_spin sp;
+    bench_spin_init(&sp, BENCH_STEP_TIMEOUT_NS);
+    while (atomic_load_explicit(&s->seq, memory_order_acquire) != i)
+      if (bench_spin_wait(&sp))
+        return 3;
+    uint32_t k = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (k >= BENCH_SLOTS)
+      return 4;
+    struct ix_slot *sl = &a->slots[k];
+    uint64_t q1 = atomic_load_explicit(&sl->seq, memory_order_acquire);
+    uint64_t t0 = atomic_load_explicit(&sl->t0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    uint64_t q2 = atomic_load_explicit(&sl->seq, memory_order_relaxed);
+    uint64_t t1 = bench_now();
+    if (q1 != 2 * i || q2 != q1)
+      return 5;
+    record(s, i, t0, t1);
+    atomic_store_explicit(&s->ack, i, memory_order_release);
+  }
+  return 0;
+}
+
+int bench_base_seqlock(size_t iters, bench_samples *out) {
+  size_t bytes, warm = iters / 20 + 100;
+  size_t slot_bytes = BENCH_SLOTS * sizeof(struct ix_slot);
+  struct ix_args a = {side_new(iters, warm, &bytes), NULL};
+  a.slots = bench_shared_alloc(slot_bytes);
+  if (!a.s || !a.slots) {
+    if (a.s)
+      bench_shared_free(a.s, bytes);
+    bench_shared_free(a.slots, slot_bytes);
+    return -1;
+  }
+  struct pp_side *s = a.s;
+  pid_t pid = bench_spawn(1, ix_reader, &a);
+  int ok = pid > 0 && wait_ready(s, 1) == 0;
+  for (uint64_t i = 1; ok && i <= s->total; i++) {
+    uint32_t k = (uint32_t)(i % BENCH_SLOTS);
+    struct ix_slot *sl = &a.slots[k];
+    atomic_store_explicit(&sl->seq, 2 * i - 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    uint64_t t0 = bench_now();
+    atomic_store_explicit(&sl->t0, t0, memory_order_relaxed);
+    atomic_store_explicit(&sl->seq, 2 * i, memory_order_release);
+    atomic_store_explicit(&s->word, k, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, i, memory_order_release);
+    ok = wait_ack(s, i) == 0;
+  }
+  int rc = finish("seqlock_64B_spin", s, bytes, pid, ok, iters, out);
+  bench_shared_free(a.slots, slot_bytes);
+  return rc;
 }
 
 /* ---- futex ping-pong ---------------------------------------------------- */

@@ -125,6 +125,7 @@ int bench_remove_stale_channels(void);
 /* Each appends `iters` samples (ns) to out after its own warm-up and returns
  * 0, or returns -1 after printing the reason to stderr. */
 int bench_base_pingpong(size_t iters, bench_samples *out);
+int bench_base_seqlock(size_t iters, bench_samples *out);
 int bench_base_futex(size_t iters, bench_samples *out);
 int bench_base_memcpy(size_t bytes, size_t batch, size_t iters,
                       bench_samples *out);
