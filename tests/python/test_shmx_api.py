@@ -2,6 +2,7 @@
 frames, typed zero-copy views, write-side zero copy, schema refresh, control
 messages, inspector, exceptions."""
 import gc
+import os
 import struct
 import threading
 import time
@@ -685,6 +686,55 @@ def test_frame_invalid_when_every_slot_is_pinned(chan):
         assert "expired" in repr(a)
         np.asarray(a["data"]).sum()  # readable (bytes of frame 3), no crash
         assert struct.unpack("Q", b["frame_id"])[0] == 2
+    finally:
+        c.close()
+        s.destroy()
+
+
+@pytest.mark.nosan  # ASan's allocator makes tracemalloc figures meaningless
+def test_no_memory_growth_in_hot_paths(chan):
+    """Repeating every hot path many times must not grow Python memory
+    (reference leaks in the extension would show up here)."""
+    import tracemalloc
+    name = chan()
+    s, c = make_pair(name, slots=4)
+    buf = np.arange(10, dtype=np.float32)
+
+    def work(n):
+        for i in range(n):
+            h = s.begin_frame()
+            s.append_stream(h, 1, struct.pack("Q", i), 1)
+            s.append_stream(h, 2, b"\0" * 8, 1)
+            s.append_stream(h, 3, buf, 10)
+            s.publish_frame(h, 1.0)
+            f = c.get_latest_frame()
+            f = c.get_latest_frame()
+            np.asarray(f["data"]["array"]).sum()
+            fr = c.latest_frame()
+            fr["data"], fr.raw("timestamp"), fr.to_dict(), repr(fr)
+            c.next_frame()
+            c.wait_frame(timeout=0)
+            c.send_control(1, b"x")
+            s.poll_control()
+            try:
+                s.append_stream(h, 1, b"x", 1)
+            except shmx.StateError:
+                pass
+            if i % 100 == 0:
+                assert not shmx.Client().open("pytno_such_%d" % os.getpid())
+            del f, fr
+    try:
+        work(300)
+        gc.collect()
+        tracemalloc.start()
+        work(2000)
+        gc.collect()
+        snap1 = tracemalloc.get_traced_memory()[0]
+        work(2000)
+        gc.collect()
+        snap2 = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        assert snap2 - snap1 < 64 * 1024, (snap1, snap2)
     finally:
         c.close()
         s.destroy()
