@@ -282,8 +282,9 @@ TEST(reader_sigkill_matrix) {
   CHECK_OK(rc);
   CHECK_EQ(i, RSLOTS - n_stuck);
   CHECK_ERR(extra, SHMX_E_FULL);
-  /* "never blocks": even under sanitizers a publish is far below a second */
-  CHECK_LT(g_max_pub_ns, 1000000000ull);
+  /* "never blocks": a producer waiting on a dead reader would wait forever;
+   * the bound only allows for preemption on a loaded machine */
+  CHECK_LT(g_max_pub_ns, 3000000000ull);
   CHECK(!rel_seg_exists(g_name));
   (void)b_names;
 }
