@@ -1762,9 +1762,10 @@ static PyObject *Client_get_stream_names(ClientObject *self, void *cl) {
   return Py_NewRef(self->names);
 }
 
+/* `with shmx.Client() as c: c.open(...)` is allowed: entering does not
+   require an open client; leaving closes whatever is open. */
 static PyObject *Client_enter(ClientObject *self, PyObject *unused) {
   (void)unused;
-  if (client_core(self, "__enter__") == NULL) return NULL;
   return Py_NewRef(self);
 }
 static PyObject *Client_exit(ClientObject *self, PyObject *args) {
@@ -2539,8 +2540,7 @@ static PyObject *Server_get_streams_info(ServerObject *self, PyObject *unused) {
 
 static PyObject *Server_enter(ServerObject *self, PyObject *unused) {
   (void)unused;
-  if (server_ok(self, "__enter__") < 0) return NULL;
-  return Py_NewRef(self);
+  return Py_NewRef(self); /* `with shmx.Server() as s: s.create(...)` works */
 }
 static PyObject *Server_exit(ServerObject *self, PyObject *args) {
   (void)args;
@@ -2865,7 +2865,6 @@ static PyObject *Inspector_inspect(InspectorObject *self, PyObject *unused) {
 
 static PyObject *Inspector_enter(InspectorObject *self, PyObject *unused) {
   (void)unused;
-  if (inspector_ok(self, "__enter__") < 0) return NULL;
   return Py_NewRef(self);
 }
 static PyObject *Inspector_exit(InspectorObject *self, PyObject *args) {

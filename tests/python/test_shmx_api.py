@@ -586,6 +586,13 @@ def test_context_managers_and_repr(chan):
     assert name not in shmx.list_channels()
     h = repr(shmx.Server())
     assert "not created" in h
+    # 1.0.1 style inside a with block: create/open after entering
+    with shmx.Server() as s2:
+        assert s2.create(name, streams=S3)
+        with shmx.Client() as c2, shmx.Inspector() as i2:
+            assert c2.open(name) and i2.open(name)
+        assert not c2.is_open() and not i2.is_open()
+    assert not s2.is_open() and name not in shmx.list_channels()
 
 
 def test_producer_restart_same_process(chan):

@@ -67,9 +67,8 @@ def test_server_methods_in_wrong_state(chan, state):
             getattr(s, meth)(*args)
     other.destroy()
     assert s.is_open() is False
-    with pytest.raises(shmx.NotOpenError):
-        with s:
-            pass
+    with s:  # entering is allowed (create inside the block); exit is a no-op
+        pass
     assert "not created" in repr(s)
 
 
