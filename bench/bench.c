@@ -202,7 +202,7 @@ static void print_row(const mdef *d, const result *r, const result *base,
   printf("%-22s %9llu %9llu %9llu  ", d->name, (unsigned long long)st->p50,
          (unsigned long long)st->p99, (unsigned long long)st->p999);
   if (!d->base || !base) {
-    printf("%-20s\n", "(baseline)");
+    printf("%-20s\n", d->base ? "(its baseline failed)" : "(baseline)");
     return;
   }
   double r50, r99;

@@ -227,8 +227,10 @@ static int lat_run(const char *tag, size_t bytes, int wait_mode, int seq_only,
         break;
       }
   }
-  if (!ok)
-    shmx_server_destroy(srv), srv = NULL; /* wakes a blocked reader */
+  if (!ok) { /* close the channel now: wakes a reader blocked in wait */
+    shmx_server_destroy(srv);
+    srv = NULL;
+  }
   int rc = bench_reap(pid, BENCH_STEP_TIMEOUT_NS);
   shmx_server_destroy(srv);
   if (ok && rc != 0) {
