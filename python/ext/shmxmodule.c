@@ -155,9 +155,6 @@ typedef struct shmx_state {
   /* interned dict keys */
   PyObject *k_data, *k_elem_count, *k_bytes, *k_array, *k_metadata,
       *k_frame_id, *k_sim_time, *k_payload_bytes, *k_tlv_count, *k_frame;
-  /* key-only templates: copying one and replacing its values is cheaper
-     than building a dict key by key (get_latest_frame is a hot path) */
-  PyObject *tmpl_meta, *tmpl_entry;
 } shmx_state;
 
 static struct PyModuleDef shmx_module_def;
@@ -926,7 +923,7 @@ static PyObject *frame_to_dict(FrameObject *self) {
   shmx_state *st = self->st;
   PyObject *d = PyDict_New();
   if (d == NULL) return NULL;
-  PyObject *md = PyDict_Copy(st->tmpl_meta);
+  PyObject *md = PyDict_New();
   if (md == NULL) goto fail;
   if (PyDict_SetItem(d, st->k_metadata, md) < 0) {
     Py_DECREF(md);
@@ -951,7 +948,7 @@ static PyObject *frame_to_dict(FrameObject *self) {
   }
   for (Py_ssize_t i = 0; i < Py_SIZE(self); i++) {
     fstream *s = &self->s[i];
-    PyObject *e = PyDict_Copy(st->tmpl_entry);
+    PyObject *e = PyDict_New();
     if (e == NULL) goto fail;
     /* one exporter serves both: 'data' is a flat memoryview made while it
        exports raw bytes, 'array' is the same object exporting typed */
@@ -3136,18 +3133,6 @@ static int module_exec(PyObject *m) {
   INTERN(k_payload_bytes, "payload_bytes");
   INTERN(k_tlv_count, "tlv_count");
   INTERN(k_frame, "frame");
-  {
-    PyObject *keys_meta[] = {st->k_frame_id, st->k_sim_time, st->k_payload_bytes,
-                             st->k_tlv_count, st->k_frame};
-    PyObject *keys_entry[] = {st->k_data, st->k_elem_count, st->k_bytes, st->k_array};
-    if ((st->tmpl_meta = PyDict_New()) == NULL ||
-        (st->tmpl_entry = PyDict_New()) == NULL)
-      return -1;
-    for (int i = 0; i < 5; i++)
-      if (PyDict_SetItem(st->tmpl_meta, keys_meta[i], Py_None) < 0) return -1;
-    for (int i = 0; i < 4; i++)
-      if (PyDict_SetItem(st->tmpl_entry, keys_entry[i], Py_None) < 0) return -1;
-  }
 #undef INTERN
 
 #define ADDINT(n, v) if (PyModule_AddIntConstant(m, n, (long)(v)) < 0) return -1
@@ -3211,8 +3196,6 @@ static int module_clear(PyObject *m) {
   Py_CLEAR(st->k_payload_bytes);
   Py_CLEAR(st->k_tlv_count);
   Py_CLEAR(st->k_frame);
-  Py_CLEAR(st->tmpl_meta);
-  Py_CLEAR(st->tmpl_entry);
   return 0;
 }
 
