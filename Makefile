@@ -15,7 +15,7 @@ PIP_DEPS := meson ninja meson-python pytest pytest-timeout numpy
 JOBS ?= 2
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build demo test deps test-c test-asan test-tsan test-python \
+.PHONY: all build demo test deps test-c test-install test-asan test-tsan test-python \
         test-python-asan test-fuzz fuzz-deps bench clean py
 
 all: build
@@ -46,11 +46,16 @@ bench: build
 	$(BUILD)/bench/shmx-bench
 
 # ---- tests ----------------------------------------------------------------
-test: test-c test-asan test-tsan test-python test-python-asan test-fuzz
+test: test-c test-install test-asan test-tsan test-python test-python-asan test-fuzz
 	@echo "make test: all suites passed"
 
 test-c: build
 	$(MESON) test -C $(BUILD) --print-errorlogs --num-processes $(JOBS)
+
+# Install into a staging dir; build and run examples/quickstart.c via pkg-config.
+test-install: build
+	@command -v pkg-config >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config >/dev/null; }
+	MESON=$(MESON) bash tests/install/check.sh $(BUILD)
 
 $(ASAN_BUILD)/build.ninja: | deps
 	$(MESON) setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined \
