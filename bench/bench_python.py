@@ -11,6 +11,8 @@ One run measures, per side, with per-operation timing (p50/p99/p99.9):
   lat_64         cross-process one-way latency, 64 B frame: the producer
                  stamps time.monotonic_ns() into the frame, a reader spins on
                  get_latest_frame() until the new frame shows up
+  lat_64_frame   ours only: the same, the reader spinning on Client.frame_seq
+                 and reading a Frame (latest_frame()) instead of the dict
   lat_1m         the same with a 1 MiB frame (stamp, then copy, then publish)
 
 Sides:
@@ -229,7 +231,7 @@ def latency_producer(side, name, size, count, interval_ns):
     s.destroy()
 
 
-def bench_latency(side, size, count, interval_ns):
+def bench_latency(side, size, count, interval_ns, api="dict"):
     name = uniq("lat%d" % size)
     shm = None
     if side == "shm":
@@ -262,6 +264,28 @@ def bench_latency(side, size, count, interval_ns):
                         break
                     out.append(now - stamp)
             del buf
+        elif api == "frame":
+            # this package's own API: spin on the frame counter, read a Frame
+            import shmx
+            c = shmx.Client(name)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            unpack = struct.unpack_from
+            last = 0
+            while time.monotonic() < deadline:
+                if c.frame_seq == last:
+                    continue
+                f = c.latest_frame()
+                if f is None or f.frame_id == last:
+                    continue
+                now = mono()
+                last = f.frame_id
+                stamp = unpack("Q", f.raw("payload"), 0)[0]
+                if stamp == 0:
+                    break
+                out.append(now - stamp)
+                del f
+            c.close()
         else:
             import shmx
             c = shmx.Client()
@@ -354,6 +378,8 @@ def run_side(side, quick, only):
             res["lat_64"] = pct(bench_latency(side, 64, 5000 // k, 200_000))
         if "lat_1m" in only:
             res["lat_1m"] = pct(bench_latency(side, MIB, 400 // k, 5_000_000))
+        if "lat_64_frame" in only and side == "ours":
+            res["lat_64_frame"] = pct(bench_latency(side, 64, 5000 // k, 200_000, "frame"))
         return res
     if side == "shm":
         res["publish_small"] = pct(shm_publish_small(20000 // k))
@@ -366,6 +392,8 @@ def run_side(side, quick, only):
         res["publish_small"] = pct(bench_publish_small(shmx, 20000 // k))
         res["publish_1m"] = pct(bench_publish_1m(shmx, 2000 // k))
     res["lat_64"] = pct(bench_latency(side, 64, 5000 // k, 200_000))
+    if side == "ours":
+        res["lat_64_frame"] = pct(bench_latency(side, 64, 5000 // k, 200_000, "frame"))
     res["lat_1m"] = pct(bench_latency(side, MIB, 400 // k, 5_000_000))
     return res
 
@@ -474,7 +502,8 @@ def main():
     except OSError:
         pass
     targets = {"get_latest": 3.0, "publish_small": 2.0, "publish_1m": 5.0, "lat_64": 2.0}
-    rows = ["get_latest", "get_latest_new", "publish_small", "publish_1m", "lat_64", "lat_1m"]
+    rows = ["get_latest", "get_latest_new", "publish_small", "publish_1m", "lat_64",
+            "lat_64_frame", "lat_1m"]
     print("\nall times in microseconds (best of %d alternating rounds by p50); "
           "ratio = other p50 / ours p50 (higher is better for us)" % a.rounds)
     print("%-14s %-5s %9s %9s %9s %8s" % ("benchmark", "side", "p50", "p99", "p99.9", "n"))
@@ -493,6 +522,8 @@ def main():
         if not ours:
             continue
         line = "%-14s" % r
+        if r == "lat_64_frame":
+            old = (results.get("old") or {}).get("lat_64")  # vs 1.0.1's only way
         if ours and old:
             ratio = old["p50"] / ours["p50"]
             line += " vs 1.0.1: %6.2fx" % ratio
