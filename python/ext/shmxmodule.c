@@ -771,7 +771,21 @@ static PyObject *View_tobytes(ViewObject *self, PyObject *unused) {
     PyErr_SetString(PyExc_ValueError, "frame was released");
     return NULL;
   }
-  return PyBytes_FromStringAndSize((const char *)self->data, self->len);
+  if ((size_t)self->len < SHMX_PY_NOGIL_BYTES)
+    return PyBytes_FromStringAndSize((const char *)self->data, self->len);
+  /* big copy without the GIL; count it as an export meanwhile so the frame
+     cannot be released nor the server destroyed under it */
+  PyObject *b = PyBytes_FromStringAndSize(NULL, self->len);
+  if (b == NULL) return NULL;
+  Py_ssize_t *cnt = self->is_server ? &((ServerObject *)self->owner)->wexports
+                                    : &((FrameObject *)self->owner)->exports;
+  (*cnt)++;
+  char *dst = PyBytes_AS_STRING(b);
+  Py_BEGIN_ALLOW_THREADS
+  memcpy(dst, self->data, (size_t)self->len);
+  Py_END_ALLOW_THREADS
+  (*cnt)--;
+  return b;
 }
 
 static PyObject *View_memoryview(ViewObject *self, PyObject *unused) {
