@@ -30,6 +30,7 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -506,6 +507,16 @@ static const char *dtype_format(uint32_t dtype) {
   }
 }
 
+/* ---- fork guard -------------------------------------------------------- */
+
+/* Bumped in the child after fork(). A handle made before the fork belongs to
+ * the parent: in the child its methods raise and its destruction leaves the
+ * channel alone (closing it there would release the parent's reader slot or
+ * unlink the parent's channel). Checked with an integer compare, no syscall. */
+static volatile unsigned long shmx_fork_gen = 0;
+static void shmx_on_fork_child(void) { shmx_fork_gen++; }
+#define FORKED(gen) ((gen) != shmx_fork_gen)
+
 /* ========================================================================= */
 /* Client core: the shmx_client* shared by a Client and its Frames.          */
 /* ========================================================================= */
@@ -516,6 +527,7 @@ typedef struct ccore {
   int busy;             /* a call runs with the GIL released */
   shmx_frame *pending;  /* releases deferred while busy */
   int npending, cappending;
+  unsigned long fork_gen; /* shmx_fork_gen when opened */
 } ccore;
 
 static ccore *ccore_new(shmx_client *cl) {
@@ -526,6 +538,7 @@ static ccore *ccore_new(shmx_client *cl) {
   }
   c->cl = cl;
   c->refs = 1;
+  c->fork_gen = shmx_fork_gen;
   return c;
 }
 
@@ -538,14 +551,17 @@ static void ccore_flush(ccore *c) {
 static void ccore_decref(ccore *c) {
   if (c == NULL) return;
   if (--c->refs > 0) return;
-  ccore_flush(c);
+  if (!FORKED(c->fork_gen)) {
+    ccore_flush(c);
+    shmx_client_close(c->cl);
+  } /* else: the parent's reader; leave it (the child's copy leaks) */
   PyMem_Free(c->pending);
-  shmx_client_close(c->cl);
   PyMem_Free(c);
 }
 
 /* Release f now or, if the core is busy in another thread, later. */
 static void ccore_release_frame(ccore *c, shmx_frame *f) {
+  if (FORKED(c->fork_gen)) return;
   if (!c->busy) {
     shmx_frame_release(c->cl, f);
     return;
@@ -693,6 +709,7 @@ struct ServerObject {
   uint64_t corrupt_rings;
   PyObject *last_error;
   PyObject *name;
+  unsigned long fork_gen; /* shmx_fork_gen when created */
 };
 
 static int View_getbuffer(ViewObject *self, Py_buffer *view, int flags) {
@@ -1275,6 +1292,12 @@ static ccore *client_core(ClientObject *self, const char *what) {
     raise_misuse(self->st, X_NOTOPEN, "%s: client is not open", what);
     return NULL;
   }
+  if (FORKED(self->core->fork_gen)) {
+    raise_misuse(self->st, X_STATE,
+                 "%s: this Client was opened in the parent process before "
+                 "fork(); open a new one in the child", what);
+    return NULL;
+  }
   if (self->core->busy) {
     PyErr_Format(PyExc_RuntimeError,
                  "%s: client is in use by another thread", what);
@@ -1288,7 +1311,7 @@ static int client_open_impl(ClientObject *self, PyObject *nameobj,
                             int raise_on_fail) {
   const char *name = conv_name(self->st, nameobj);
   if (name == NULL) return -1;
-  if (self->core != NULL && self->core->busy) {
+  if (self->core != NULL && self->core->busy && !FORKED(self->core->fork_gen)) {
     PyErr_SetString(PyExc_RuntimeError, "open: client is in use by another thread");
     return -1;
   }
@@ -1936,6 +1959,12 @@ static int server_ok(ServerObject *self, const char *what) {
     raise_misuse(self->st, X_NOTOPEN, "%s: server is not created (or destroyed)", what);
     return -1;
   }
+  if (FORKED(self->fork_gen)) {
+    raise_misuse(self->st, X_STATE,
+                 "%s: this Server was created in the parent process before "
+                 "fork(); the child must not publish on it", what);
+    return -1;
+  }
   if (self->busy) {
     PyErr_Format(PyExc_RuntimeError, "%s: server is in use by another thread", what);
     return -1;
@@ -1967,8 +1996,8 @@ static void Server_dealloc(ServerObject *self) {
   PyTypeObject *tp = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
   if (self->srv) {
-    shmx_server_destroy(self->srv);
-    self->srv = NULL;
+    if (!FORKED(self->fork_gen)) shmx_server_destroy(self->srv);
+    self->srv = NULL; /* in a forked child: leave the parent's channel be */
   }
   Py_CLEAR(self->name);
   Server_clear(self);
@@ -2148,7 +2177,8 @@ static int server_create_impl(ServerObject *self, PyObject *args, PyObject *kw,
   }
   if (self->srv != NULL) {
     if (server_no_exports(self, "create") < 0) goto done;
-    shmx_server_destroy(self->srv); /* 1.0.1 re-created on a second create() */
+    if (!FORKED(self->fork_gen))
+      shmx_server_destroy(self->srv); /* 1.0.1 re-created on a second create() */
     self->srv = NULL;
     self->in_frame = 0;
   }
@@ -2176,6 +2206,7 @@ static int server_create_impl(ServerObject *self, PyObject *args, PyObject *kw,
       goto done;
     }
     self->srv = srv;
+    self->fork_gen = shmx_fork_gen;
     self->in_frame = 0;
     self->gen++;
     self->last_frame_id = 0;
@@ -2204,6 +2235,13 @@ static PyObject *Server_create(ServerObject *self, PyObject *args, PyObject *kw)
 
 static int server_destroy_impl(ServerObject *self) {
   if (self->srv == NULL) return 0;
+  if (FORKED(self->fork_gen)) {
+    /* a forked child detaches without closing the parent's channel */
+    self->srv = NULL;
+    self->in_frame = 0;
+    self->gen++;
+    return 0;
+  }
   if (self->busy) {
     PyErr_SetString(PyExc_RuntimeError, "destroy: server is in use by another thread");
     return -1;
@@ -3108,6 +3146,14 @@ static int add_type(PyObject *m, PyTypeObject **slot, PyType_Spec *spec,
 
 static int module_exec(PyObject *m) {
   shmx_state *st = PyModule_GetState(m);
+  static int atfork_done = 0;
+  if (!atfork_done) {
+    if (pthread_atfork(NULL, NULL, shmx_on_fork_child) != 0) {
+      PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
+      return -1;
+    }
+    atfork_done = 1;
+  }
   if (add_type(m, &st->View_Type, &View_spec, "View") < 0 ||
       add_type(m, &st->Frame_Type, &Frame_spec, "Frame") < 0 ||
       add_type(m, &st->Handle_Type, &Handle_spec, "FrameHandle") < 0 ||

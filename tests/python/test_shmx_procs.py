@@ -341,3 +341,58 @@ def test_not_a_segment(chan):
     assert isinstance(c.last_error, (shmx.CorruptedError, shmx.ShmxError))
     with pytest.raises(shmx.ShmxError):
         shmx.Inspector(name)
+
+
+def test_fork_child_cannot_break_parent_handles(chan):
+    """A child forked after create/open must not publish on, close or destroy
+    the parent's handles (multiprocessing's default 'fork' context makes this
+    easy to do by accident); it can open its own."""
+    name = chan()
+    s = shmx.Server(name, streams=SPECS)
+    c = shmx.Client(name)
+    h = s.begin_frame()
+    s.append_stream(h, 1, struct.pack("Q", 7), 1)
+    s.append_stream(h, 2, struct.pack("d", 1.5), 1)
+    s.publish_frame(h, 1.0)
+    held = c.get_latest_frame()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report through the pipe, never return into pytest
+        code = 1
+        try:
+            ok = []
+            for call in (s.begin_frame, s.get_header_info, c.get_latest_frame,
+                         c.latest_frame, lambda: c.wait_frame(0)):
+                try:
+                    call()
+                    ok.append(False)
+                except shmx.StateError:
+                    ok.append(True)
+            # inherited views stay readable in the child
+            ok.append(struct.unpack("Q", held["counter"]["data"])[0] == 7)
+            mine = shmx.Client(name)  # a handle of its own works
+            ok.append(struct.unpack("Q", mine.get_latest_frame()["counter"]["data"])[0] == 7)
+            mine.close()
+            s.destroy()  # detaches in the child: must not close the parent's channel
+            c.close()
+            ok.append(not s.is_open())
+            code = 0 if all(ok) else 2
+            os.write(w, repr(ok).encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    report = os.read(r, 4096).decode()
+    os.close(r)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report
+    # the parent's channel and reader are untouched
+    assert s.is_open() and c.is_open()
+    assert s.get_header_info()["readers_connected"] == 1
+    assert not s.get_header_info()["closed"]
+    h = s.begin_frame()
+    s.append_stream(h, 1, struct.pack("Q", 8), 1)
+    s.append_stream(h, 2, struct.pack("d", 2.5), 1)
+    s.publish_frame(h, 2.0)
+    assert struct.unpack("Q", c.get_latest_frame()["counter"]["data"])[0] == 8
+    c.close()
+    s.destroy()
