@@ -69,6 +69,8 @@ static int check_streams(const shmx_stream_spec *st, uint32_t n) {
   return 0;
 }
 
+/* Encode a checked spec as a STATIC_DIR record; bytes written, 0 if it
+ * does not fit in room. */
 static uint64_t spec_encode(uint8_t *dst, uint64_t room,
                             const shmx_stream_spec *sp) {
   struct shmx__sspec e = {sp->id, sp->dtype, sp->components, sp->layout,
@@ -77,6 +79,9 @@ static uint64_t spec_encode(uint8_t *dst, uint64_t room,
   return shmx__record_encode(dst, room, SHMX_TLV_STATIC_DIR, &e, sizeof e,
                              sp->name, e.name_len, sp->extra, sp->extra_len);
 }
+
+/* Append an encoded record to the schema area and publish it to readers. */
+static int static_commit(shmx_server *srv, uint64_t used, uint64_t n);
 
 static int reparse_schema(shmx_server *srv) {
   struct shmx__hdr *h = shmx__hdr(&srv->seg);
@@ -494,15 +499,13 @@ int shmx_server_abort(shmx_server *srv) {
   return 0;
 }
 
-static int static_put(shmx_server *srv, uint32_t type, const void *a,
-                      uint32_t alen, const void *b, uint32_t blen,
-                      const void *c, uint32_t clen) {
+static uint64_t static_used(shmx_server *srv) {
+  uint64_t used = atomic_load(&shmx__hdr(&srv->seg)->static_used);
+  return used > srv->seg.g.static_cap ? srv->seg.g.static_cap : used;
+}
+
+static int static_commit(shmx_server *srv, uint64_t used, uint64_t n) {
   struct shmx__hdr *h = shmx__hdr(&srv->seg);
-  uint64_t used = atomic_load(&h->static_used);
-  if (used > srv->seg.g.static_cap) used = srv->seg.g.static_cap;
-  uint64_t n = shmx__record_encode(shmx__static_area(&srv->seg) + used,
-                                   srv->seg.g.static_cap - used, type, a, alen,
-                                   b, blen, c, clen);
   if (n == 0)
     return shmx__err(SHMX_E_CAPACITY, "schema area full (%llu of %llu bytes)",
                      (unsigned long long)used,
@@ -522,17 +525,21 @@ int shmx_server_add_stream(shmx_server *srv, const shmx_stream_spec *sp) {
     if (strcmp(srv->schema.streams[i].name, sp->name) == 0)
       return shmx__err(SHMX_E_DUPLICATE, "stream name '%s' exists", sp->name);
   }
-  struct shmx__sspec e = {sp->id, sp->dtype, sp->components, sp->layout,
-                          sp->bytes_per_elem, (uint16_t)strlen(sp->name),
-                          (uint16_t)sp->extra_len};
-  return static_put(srv, SHMX_TLV_STATIC_DIR, &e, sizeof e, sp->name,
-                    e.name_len, sp->extra, sp->extra_len);
+  uint64_t used = static_used(srv);
+  return static_commit(srv, used,
+                       spec_encode(shmx__static_area(&srv->seg) + used,
+                                   srv->seg.g.static_cap - used, sp));
 }
 
 int shmx_server_static_append(shmx_server *srv, const void *data, uint32_t len) {
   if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
   if (len && !data) return shmx__err(SHMX_E_ARG, "data is NULL");
-  return static_put(srv, SHMX_TLV_STATIC_USER, data, len, NULL, 0, NULL, 0);
+  uint64_t used = static_used(srv);
+  return static_commit(srv, used,
+                       shmx__record_encode(shmx__static_area(&srv->seg) + used,
+                                           srv->seg.g.static_cap - used,
+                                           SHMX_TLV_STATIC_USER, data, len,
+                                           NULL, 0, NULL, 0));
 }
 
 int shmx_server_poll_control(shmx_server *srv, shmx_control_msg *msgs, int max,

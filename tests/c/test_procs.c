@@ -364,14 +364,9 @@ TEST(hostile_ring) {
   shmx_client *c1, *c2;
   CHECK_OK(shmx_client_open(n, &c1));
   CHECK_OK(shmx_client_open(n, &c2));
-  char p[300];
-  snprintf(p, sizeof p, "/shmx.%s", n);
-  int fd = shm_open(p, O_RDWR, 0);
-  CHECK(fd >= 0);
-  struct stat st;
-  CHECK_EQ(fstat(fd, &st), 0);
-  uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  CHECK(m != MAP_FAILED);
+  size_t mlen;
+  uint8_t *m = map_seg(n, &mlen);
+  CHECK(m != NULL);
   struct shmx__hdr *h = (struct shmx__hdr *)m;
   struct shmx__reader *r0 = (struct shmx__reader *)(m + h->readers_off);
   uint8_t *ring0 = m + h->control_off;
@@ -390,8 +385,7 @@ TEST(hostile_ring) {
     CHECK_EQ(msgs[0].type, 5);
     CHECK_EQ(atomic_load(&r0->ring_tail), atomic_load(&r0->ring_head));
   }
-  munmap(m, (size_t)st.st_size);
-  close(fd);
+  munmap(m, mlen);
   shmx_client_close(c1);
   shmx_client_close(c2);
   shmx_server_destroy(s);
@@ -457,14 +451,9 @@ TEST(corrupted_segment) {
   shmx_server *s = mk(n, 3, 4, 4096, 0);
   CHECK(s);
   CHECK_OK(pub(s, 1));
-  char p[300];
-  snprintf(p, sizeof p, "/shmx.%s", n);
-  int fd = shm_open(p, O_RDWR, 0);
-  CHECK(fd >= 0);
-  struct stat st;
-  CHECK_EQ(fstat(fd, &st), 0);
-  uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  CHECK(m != MAP_FAILED);
+  size_t mlen;
+  uint8_t *m = map_seg(n, &mlen);
+  CHECK(m != NULL);
   struct shmx__hdr *h = (struct shmx__hdr *)m;
   shmx_client *c;
   shmx_inspector *in;
@@ -515,8 +504,7 @@ TEST(corrupted_segment) {
   CHECK_EQ(verify(&f), 0);
   shmx_frame_release(c, &f);
   shmx_client_close(c);
-  munmap(m, (size_t)st.st_size);
-  close(fd);
+  munmap(m, mlen);
   shmx_server_destroy(s);
 }
 
@@ -531,18 +519,14 @@ TEST(checksum) {
   shmx_frame f;
   CHECK_OK(shmx_client_latest(c, &f));
   shmx_frame_release(c, &f);
-  char p[300];
-  snprintf(p, sizeof p, "/shmx.%s", n);
-  int fd = shm_open(p, O_RDWR, 0);
-  struct stat st;
-  CHECK_EQ(fstat(fd, &st), 0);
-  uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  size_t mlen;
+  uint8_t *m = map_seg(n, &mlen);
+  CHECK(m != NULL);
   struct shmx__hdr *h = (struct shmx__hdr *)m;
   uint32_t ls = atomic_load(&h->latest_slot);
   m[h->frames_off + ls * h->slot_bytes + 64 + 64 + 100] ^= 1; /* flip a bit */
   CHECK_ERR(shmx_client_latest(c, &f), SHMX_E_CHECKSUM);
-  munmap(m, (size_t)st.st_size);
-  close(fd);
+  munmap(m, mlen);
   shmx_client_close(c);
   shmx_server_destroy(s);
 }
