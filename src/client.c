@@ -37,8 +37,13 @@ struct shmx_client {
   uint64_t probe_ns, probe_seq;
 };
 
+static inline int reaped(const shmx_client *cl);
+
+/* Our pin bits belong to our reader slot index: once reaped, that index may
+ * be a newcomer's, so we no longer touch the bitmap (the reaper cleared our
+ * bits). */
 static int pin(shmx_client *cl, uint32_t s) {
-  if (cl->pinref[s]++ == 0)
+  if (cl->pinref[s]++ == 0 && !reaped(cl))
     atomic_fetch_or(shmx__pin_word(&cl->seg, s, cl->slot >> 6),
                     1ull << (cl->slot & 63));
   return 0;
@@ -46,7 +51,7 @@ static int pin(shmx_client *cl, uint32_t s) {
 
 static void unpin(shmx_client *cl, uint32_t s) {
   if (cl->pinref[s] == 0) return;
-  if (--cl->pinref[s] == 0)
+  if (--cl->pinref[s] == 0 && !reaped(cl))
     atomic_fetch_and(shmx__pin_word(&cl->seg, s, cl->slot >> 6),
                      ~(1ull << (cl->slot & 63)));
 }

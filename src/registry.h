@@ -35,6 +35,10 @@ void shmx__reg_release(const shmx__seg *s, uint32_t slot, uint64_t id,
 int shmx__reg_alive(const shmx__seg *s, uint32_t slot);
 /* Producer: reap slot if still owned by id. Returns 1 if reaped. */
 int shmx__reg_reap(const shmx__seg *s, uint32_t slot, uint64_t id);
+/* Producer: a slot whose owner reads REAPING outside a reap in progress
+ * (only the producer sets it, and finishes within one call) is garbage, left
+ * by a writer that should not have written it: free it. Returns 1 if freed. */
+int shmx__reg_reap_stuck(const shmx__seg *s, uint32_t slot);
 /* Clear reader slot's pin bit in every frame slot. */
 void shmx__reg_clear_pins(const shmx__seg *s, uint32_t slot);
 

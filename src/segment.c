@@ -251,7 +251,17 @@ void shmx__header_info(const shmx__seg *s, shmx_header_info *o) {
   o->frame_seq = atomic_load(&h->frame_seq);
   o->last_publish_ns = atomic_load(&h->last_publish_ns);
   o->static_gen = atomic_load(&h->static_gen);
-  o->readers_connected = atomic_load(&h->readers_connected);
+  /* Counted from the reader slots, not taken from the shared counter: a
+   * reader killed mid-attach or mid-close can leave that counter off by one
+   * until it is reaped, the slots never are. */
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < s->g.reader_slots; i++) {
+    struct shmx__reader *r = shmx__rdr(s, i);
+    uint64_t own = atomic_load(&r->owner);
+    n += own != 0 && own != UINT64_MAX &&
+         atomic_load(&r->state) == SHMX__RD_ACTIVE;
+  }
+  o->readers_connected = n;
   o->create_ns = SHMX__LD(h->create_ns);
 }
 

@@ -331,7 +331,11 @@ static int sweep_dead(shmx_server *srv, bool force) {
   for (uint32_t i = 0; i < srv->seg.g.reader_slots; i++) {
     struct shmx__reader *r = shmx__rdr(&srv->seg, i);
     uint64_t id = atomic_load(&r->owner);
-    if (id == 0 || id == SHMX__REAPING) continue;
+    if (id == SHMX__REAPING) {
+      n += shmx__reg_reap_stuck(&srv->seg, i);
+      continue;
+    }
+    if (id == 0) continue;
     if (shmx__reg_alive(&srv->seg, i) == 0) {
       if (atomic_exchange(&r->waiting, 0))
         atomic_fetch_sub(&shmx__hdr(&srv->seg)->waiters, 1);

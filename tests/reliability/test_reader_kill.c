@@ -94,7 +94,6 @@ static int child(void *arg) {
 }
 
 static uint64_t g_f, g_max_pub_ns;
-static int g_known_bugs; /* SHMX_REL_KNOWN_BUGS=1: fail on known core bugs */
 
 static int publish_one(shmx_server *srv) {
   uint64_t t = shmx_now_ns();
@@ -138,9 +137,6 @@ TEST(reader_sigkill_matrix) {
   int corrupt = 0;
   uint64_t msgs = 0;
   int kills_by_beh[4] = {0};
-  int stuck[RSLOTS] = {0}, n_stuck = 0;
-  const char *kb = getenv("SHMX_REL_KNOWN_BUGS");
-  g_known_bugs = kb && *kb == '1';
   pid_t kids[NRD] = {0};
   int fail = 0;
   for (int round = 0; round < 6 && !fail; round++) {
@@ -207,17 +203,8 @@ TEST(reader_sigkill_matrix) {
       break;
     }
     for (int i = 0; i < n; i++)
-      if (ri[i].reader_id == UINT64_MAX && !g_known_bugs && !stuck[i]) {
-        /* KNOWN CORE BUG: a reader killed inside shmx_client_close() after
-         * its release CAS (owner -> REAPING) leaves the slot owned by
-         * "REAPING" forever; sweep/reap skip it. See
-         * test_reader_dies_mid_release (disabled). */
-        stuck[i] = 1;
-        n_stuck++;
-        printf("# KNOWN CORE BUG hit: reader slot %d stuck in REAPING after a "
-               "kill mid-close\n", i);
-      } else if (ri[i].in_use && !stuck[i]) {
-        HARNESS_FAIL("round %d: reader slot %d still in use (pid %d, alive %d, "
+      if (ri[i].in_use || ri[i].reader_id != 0) {
+        HARNESS_FAIL("round %d: reader slot %d not reclaimed (pid %d, alive %d, "
                      "reader id %llu)", round, i, ri[i].pid, ri[i].alive,
                      (unsigned long long)ri[i].reader_id);
         fail = 1;
@@ -240,14 +227,7 @@ TEST(reader_sigkill_matrix) {
                        si[i].pins);
           fail = 1;
         }
-      if (hr == 0 && !g_known_bugs && h.readers_connected > 0 &&
-          h.readers_connected <= (uint32_t)(kills_by_beh[B_ATTACH] + n_stuck)) {
-        /* KNOWN CORE BUG: killed inside close between the state exchange
-         * and the counter decrement, the reader leaves readers_connected
-         * one too high. See test_reader_dies_mid_release (disabled). */
-        printf("# KNOWN CORE BUG hit: readers_connected is %u with no reader "
-               "attached (kill mid-close)\n", h.readers_connected);
-      } else if (hr != 0 || h.readers_connected != 0) {
+      if (hr != 0 || h.readers_connected != 0) {
         HARNESS_FAIL("round %d: readers_connected %u", round,
                      h.readers_connected);
         fail = 1;
@@ -271,7 +251,7 @@ TEST(reader_sigkill_matrix) {
   /* every slot can be attached again; one more is refused */
   shmx_client *cls[RSLOTS + 1] = {0};
   int rc = 0, i;
-  for (i = 0; i < RSLOTS - n_stuck; i++) {
+  for (i = 0; i < RSLOTS; i++) {
     rc = shmx_client_open(g_name, &cls[i]);
     if (rc) break;
   }
@@ -280,7 +260,7 @@ TEST(reader_sigkill_matrix) {
   shmx_server_destroy(srv);
   CHECK_EQ(corrupt, 0);
   CHECK_OK(rc);
-  CHECK_EQ(i, RSLOTS - n_stuck);
+  CHECK_EQ(i, RSLOTS);
   CHECK_ERR(extra, SHMX_E_FULL);
   /* "never blocks": a producer waiting on a dead reader would wait forever;
    * the bound only allows for preemption on a loaded machine */
@@ -290,17 +270,14 @@ TEST(reader_sigkill_matrix) {
 }
 
 /*
- * Deterministic reproducer of the mid-close kill (DISABLED by default:
- * known core bug, run with SHMX_REL_KNOWN_BUGS=1). A reader process dies
- * inside shmx_client_close(): registry.c shmx__reg_release() has done
- * CAS(owner: id -> SHMX__REAPING) and (variant 1) also exchanged state to
- * FREE, but not yet decremented readers_connected nor stored owner = 0. We
- * put the slot in exactly that state through a raw mapping, kill the
- * reader, and ask the producer to reap. Expected: the slot is reclaimed
- * (a new reader can attach to the single slot) and readers_connected is
- * right. Actual: sweep_dead()/reap skip owner == SHMX__REAPING, so the
- * slot is lost for the channel's life (SHMX_E_FULL), and variant 1 leaves
- * readers_connected at 1 with nobody attached.
+ * Regression test for the mid-close kill (fixed in the core). The old
+ * shmx__reg_release() took CAS(owner: id -> SHMX__REAPING) first, so a
+ * reader dying inside shmx_client_close() left the slot marked REAPING,
+ * which sweep/reap skipped forever (SHMX_E_FULL), and variant 1 left
+ * readers_connected one too high. Release no longer uses the marker, but a
+ * stray REAPING (old protocol, a hostile writer) must still be reclaimed:
+ * we put the slot in exactly that state through a raw mapping, kill the
+ * reader, and expect the producer to reap it and the count to be right.
  */
 static int idle_reader(void *arg) {
   (void)arg;
@@ -361,13 +338,7 @@ int main(void) {
   SH = rel_shared(sizeof *SH);
   (void)rel_seed();
   RUN(reader_sigkill_matrix);
-  const char *kb = getenv("SHMX_REL_KNOWN_BUGS");
-  if (kb && *kb == '1') {
-    RUN(reader_dies_mid_release);
-  } else {
-    printf("ok - reader_dies_mid_release # SKIP known core bug (set "
-           "SHMX_REL_KNOWN_BUGS=1)\n");
-  }
+  RUN(reader_dies_mid_release);
   rel_cleanup_all();
   return harness_done();
 }

@@ -248,12 +248,11 @@ TEST(sigstop_reader_reaped) {
 }
 
 /*
- * DISABLED (core bug, reported to the lead): a reaped reader's
- * shmx_frame_release() / shmx_client_close() clear its reader-slot bit in
- * the frame slots' pin bitmaps unconditionally (client.c unpin() does not
- * check that the reader still owns its slot). After a newcomer has taken
- * the same reader slot, that bit is the newcomer's: its pins vanish and the
- * producer may overwrite frames it holds. Run with SHMX_REL_KNOWN_BUGS=1.
+ * Regression (fixed in the core): a reaped reader's shmx_frame_release() /
+ * shmx_client_close() used to clear its reader-slot bit in the pin bitmaps
+ * unconditionally. After a newcomer has taken the same reader slot, that bit
+ * is the newcomer's: its pins vanished and the producer could overwrite
+ * frames it holds. A reaped reader now never touches the bitmap.
  */
 TEST(reaped_reader_release_keeps_newcomer_pins) {
   g_check_newcomer_pins = 1;
@@ -264,14 +263,8 @@ int main(void) {
   SH = rel_shared(sizeof *SH);
   (void)rel_seed();
   RUN(sigstop_reader_reaped);
-  const char *kb = getenv("SHMX_REL_KNOWN_BUGS");
-  if (kb && *kb == '1') {
-    memset(SH, 0, sizeof *SH);
-    RUN(reaped_reader_release_keeps_newcomer_pins);
-  } else {
-    printf("ok - reaped_reader_release_keeps_newcomer_pins # SKIP known core "
-           "bug (set SHMX_REL_KNOWN_BUGS=1)\n");
-  }
+  memset(SH, 0, sizeof *SH);
+  RUN(reaped_reader_release_keeps_newcomer_pins);
   rel_cleanup_all();
   return harness_done();
 }
