@@ -399,7 +399,9 @@ SHMX_API int shmx_client_latest(shmx_client *cl, shmx_frame *f);
 
 /* Next frame in order after the last one this client returned (by latest,
  * next or wait); f->dropped counts frames overwritten before they could be
- * read. SHMX_E_NOFRAME if there is nothing newer. On success it is held. */
+ * read. The first frame a client reads is the oldest still in a slot, with
+ * dropped = 0 (frames published before it attached are not counted).
+ * SHMX_E_NOFRAME if there is nothing newer. On success it is held. */
 SHMX_API int shmx_client_next(shmx_client *cl, shmx_frame *f);
 
 /* Block until a frame newer than the last returned one is published, then
