@@ -44,7 +44,9 @@ static const char *harness_cur = "";
     fflush(stdout);                                                            \
   } while (0)
 
+static inline void harness_cleanup(void);
 static inline int harness_done(void) {
+  harness_cleanup();
   printf("%d passed, %d failed\n", harness_passed, harness_failed);
   return harness_failed ? 1 : 0;
 }
@@ -106,13 +108,32 @@ static inline int harness_done(void) {
     }                                                                          \
   } while (0)
 
+/* Every channel name handed out, so that whatever a failing test left
+ * behind is unlinked when the program ends. */
+static char harness_names[256][96];
+static int harness_n_names;
+static pid_t harness_owner_pid;
+
+static inline void harness_cleanup(void) {
+  if (getpid() != harness_owner_pid) return; /* forked children: not theirs */
+  for (int i = 0; i < harness_n_names; i++) {
+    char p[160];
+    snprintf(p, sizeof p, "/dev/shm/%s%.96s", SHMX_SEGMENT_PREFIX, harness_names[i]);
+    unlink(p);
+  }
+  harness_n_names = 0;
+}
+
 /* A channel name unique to this process and call, so tests can run in
- * parallel and never collide with a user's channels. */
+ * parallel and never collide with a user's channels. Removed at exit. */
 static inline const char *harness_name(const char *tag) {
-  static char buf[8][96];
-  static int i;
-  char *b = buf[i++ & 7];
-  snprintf(b, 96, "t-%s-%d-%d", tag, (int)getpid(), i);
+  static int seq;
+  if (harness_owner_pid == 0) {
+    harness_owner_pid = getpid();
+    atexit(harness_cleanup);
+  }
+  char *b = harness_names[harness_n_names < 256 ? harness_n_names++ : 255];
+  snprintf(b, 96, "t-%s-%d-%d", tag, (int)getpid(), ++seq);
   return b;
 }
 

@@ -208,23 +208,27 @@ TEST(segment_over_4gib) {
   shmx_server_destroy(s);
 }
 
+struct list_ctx {
+  const char *want;
+  int seen;
+};
+static int list_fn(const char *name, void *arg) {
+  struct list_ctx *c = arg;
+  if (strcmp(name, c->want) == 0) c->seen++;
+  return 0;
+}
+
 TEST(list_and_remove) {
   const char *n = harness_name("list");
   shmx_server *s = mk(n);
   CHECK(s);
-  struct { const char *want; int seen; } ctx = {n, 0};
-  int fn(const char *name, void *arg);
-  CHECK_OK(shmx_channel_list(fn, &ctx));
+  struct list_ctx ctx = {n, 0};
+  CHECK_OK(shmx_channel_list(list_fn, &ctx));
   CHECK_EQ(ctx.seen, 1);
   CHECK_OK(shmx_channel_remove(n, 1));
   CHECK(!seg_exists(n));
   CHECK_ERR(shmx_channel_remove(n, 1), SHMX_E_NOCHANNEL);
   shmx_server_destroy(s); /* must not fail after a forced remove */
-}
-int fn(const char *name, void *arg) {
-  struct { const char *want; int seen; } *c = arg;
-  if (strcmp(name, c->want) == 0) c->seen++;
-  return 0;
 }
 
 /* Racing creators: exactly one wins; the others get SHMX_E_EXISTS. */
