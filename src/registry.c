@@ -54,8 +54,11 @@ int shmx__reg_claim(const shmx__seg *s, uint32_t *slot, uint64_t *id,
                    s->name, s->g.reader_slots);
 }
 
-/* Common tail of release and reap once the slot is exclusively ours. */
-static void slot_free(const shmx__seg *s, uint32_t slot) {
+/* Empty a slot we own (as its reader, or as the reaper): pins, state,
+ * generation, connected count. Safe to run twice on one slot (a reader dying
+ * in its release, then reaped): only the state exchange that sees a
+ * non-FREE state decrements readers_connected. The caller then stores owner. */
+static void slot_vacate(const shmx__seg *s, uint32_t slot) {
   struct shmx__reader *r = shmx__rdr(s, slot);
   struct shmx__hdr *h = shmx__hdr(s);
   shmx__reg_clear_pins(s, slot);
@@ -67,27 +70,22 @@ static void slot_free(const shmx__seg *s, uint32_t slot) {
     while (c > 0 && !atomic_compare_exchange_weak(&h->readers_connected, &c, c - 1)) {
     }
   }
-  atomic_store_explicit(&r->owner, 0, memory_order_release);
+}
+
+/* Reaper's tail, once owner is REAPING: vacate and hand the slot back. */
+static void slot_free(const shmx__seg *s, uint32_t slot) {
+  slot_vacate(s, slot);
+  atomic_store_explicit(&shmx__rdr(s, slot)->owner, 0, memory_order_release);
 }
 
 /* The reader's own release does not take the reaper's REAPING marker: a
  * reader may die anywhere in here, and then owner must still be its id so
- * the producer reaps the slot as usual (slot_free is safe to run twice: the
- * state exchange decides who decrements readers_connected). */
+ * the producer reaps the slot as usual. */
 void shmx__reg_release(const shmx__seg *s, uint32_t slot, uint64_t id,
                        uint32_t k) {
   struct shmx__reader *r = shmx__rdr(s, slot);
-  struct shmx__hdr *h = shmx__hdr(s);
   if (atomic_load(&r->owner) == id) {
-    shmx__reg_clear_pins(s, slot);
-    uint32_t was = atomic_exchange(&r->state, SHMX__RD_FREE);
-    atomic_fetch_add(&r->generation, 1);
-    if (was != SHMX__RD_FREE) {
-      uint32_t c = atomic_load(&h->readers_connected);
-      while (c > 0 &&
-             !atomic_compare_exchange_weak(&h->readers_connected, &c, c - 1)) {
-      }
-    }
+    slot_vacate(s, slot);
     uint64_t expect = id; /* fails harmlessly if the reaper got here first */
     atomic_compare_exchange_strong(&r->owner, &expect, 0);
   }
