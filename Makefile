@@ -16,7 +16,7 @@ JOBS ?= 2
 FUZZ_SECONDS ?= 20
 
 .PHONY: all build demo test deps test-c test-install test-asan test-tsan test-python \
-        test-python-asan test-fuzz fuzz-deps bench clean py
+        test-python-asan test-python-tsan test-fuzz fuzz-deps bench clean py
 
 all: build
 
@@ -46,7 +46,7 @@ bench: build
 	$(BUILD)/bench/shmx-bench
 
 # ---- tests ----------------------------------------------------------------
-test: test-c test-install test-asan test-tsan test-python test-python-asan test-fuzz
+test: test-c test-install test-asan test-tsan test-python test-python-asan test-python-tsan test-fuzz
 	@echo "make test: all suites passed"
 
 test-c: build
@@ -92,6 +92,24 @@ test-python-asan: $(VENV)-asan/.stamp
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  SHMX_SANITIZED=1 ../../$(VENV)-asan/bin/pytest -q -p no:cacheprovider -m "not nosan" . 2>&1 | tail -n 40; exit $${PIPESTATUS[0]}
 
+# Where Python threads meet (one Client, one Server, one smmap manager):
+# the extensions built with ThreadSanitizer, libtsan preloaded. CPython's GIL
+# is pthread mutexes and condition variables, which TSan intercepts.
+PY_THREAD_TESTS := test_threads.py test_smmap.py::test_threads_share_one_manager \
+  test_smmap.py::test_one_cursor_misused_by_threads_never_crashes \
+  test_shmx_api.py::test_wait_releases_gil_and_close_from_other_thread
+$(VENV)-tsan/.stamp:
+	$(PY) -m venv $(VENV)-tsan
+	$(VENV)-tsan/bin/python -m pip install -q --upgrade pip
+	$(VENV)-tsan/bin/python -m pip install -q $(PIP_DEPS)
+	touch $@
+test-python-tsan: $(VENV)-tsan/.stamp
+	$(VENV)-tsan/bin/python -m pip install -q --no-build-isolation --force-reinstall --no-deps \
+	  -Csetup-args=-Db_sanitize=thread -Csetup-args=-Db_lundef=false \
+	  -Csetup-args=-Dbuildtype=debug -Cbuild-dir=$(TSAN_BUILD)-py .
+	cd tests/python && LD_PRELOAD="$$(gcc -print-file-name=libtsan.so)" TSAN_OPTIONS=halt_on_error=1 \
+	  SHMX_SANITIZED=1 ../../$(VENV)-tsan/bin/pytest -q -p no:cacheprovider $(PY_THREAD_TESTS) 2>&1 | tail -n 20; exit $${PIPESTATUS[0]}
+
 $(FUZZ_BUILD)/build.ninja: | deps fuzz-deps
 	CC=clang-14 $(MESON) setup $(FUZZ_BUILD) --buildtype=debug -Dfuzz=true -Dtests=false \
 	  -Db_sanitize=address,undefined -Db_lundef=false
@@ -100,4 +118,4 @@ test-fuzz: $(FUZZ_BUILD)/build.ninja
 	bash fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)-py
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)-py $(TSAN_BUILD)-py
