@@ -89,7 +89,15 @@ static int reader_child(void *arg) {
                          : shmx_client_latest(c, &f);
     if (rc == SHMX_E_CLOSED) break;
     if (rc == SHMX_E_NOFRAME) continue;
-    if (rc) return 12;
+    /* BUSY is the contract's "try again": with 3 slots and 3 readers every
+     * slot can be pinned, the producer must overwrite pinned slots, and on
+     * an overloaded machine a reader can lose the race many times running. */
+    if (rc == SHMX_E_BUSY) continue;
+    if (rc) {
+      fprintf(stderr, "reader mode %d: %s (%s)\n", mode, shmx_err_name(rc),
+              shmx_errmsg());
+      return 12;
+    }
     /* With 3 slots and 3 readers every slot may be pinned, so the producer
      * may be forced to overwrite a held frame: then shmx_frame_valid() must
      * say so. A mismatch on a still-valid frame is a torn frame. */
