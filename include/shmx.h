@@ -391,10 +391,12 @@ typedef struct shmx_frame {
   const shmx_frame_stream *streams; /* tlv_count entries, owned by client */
 } shmx_frame;
 
-/* Newest complete frame newer than nothing: always the latest published.
+/* The newest published frame (the same one again if nothing newer came).
  * SHMX_E_NOFRAME if none yet. Errors also: SHMX_E_CLOSED (no frame left to
  * read after close), SHMX_E_DEAD, SHMX_E_REAPED, SHMX_E_CORRUPT,
- * SHMX_E_CHECKSUM, SHMX_E_BUSY. On success the frame is held. */
+ * SHMX_E_CHECKSUM, and SHMX_E_BUSY: the frame was overwritten under the
+ * reader 1000 times running (every slot pinned and the machine overloaded);
+ * nothing is held, call again. On success the frame is held. */
 SHMX_API int shmx_client_latest(shmx_client *cl, shmx_frame *f);
 
 /* Next frame in order after the last one this client returned (by latest,
