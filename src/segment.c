@@ -171,8 +171,7 @@ int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
       memcpy(&h, hp, sizeof h);
       uint32_t st_ = atomic_load((_Atomic uint32_t *)&((struct shmx__hdr *)hp)->state);
       shmx__unmap(hp, SHMX__HDR_BYTES);
-      ready = st_ != SHMX__ST_INIT || h.magic == SHMX__MAGIC;
-      if (st_ == SHMX__ST_INIT) ready = 0;
+      ready = st_ != SHMX__ST_INIT;
     }
     if (ready) break;
     if (ro && size >= SHMX__HDR_BYTES && tries >= 20) break; /* inspect anyway */
