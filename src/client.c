@@ -111,9 +111,6 @@ void shmx_client_close(shmx_client *cl) {
     }
     free(cl->fs[s]);
   }
-  struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
-  if (atomic_load(&r->owner) == cl->id && atomic_exchange(&r->waiting, 0))
-    atomic_fetch_sub(&shmx__hdr(&cl->seg)->waiters, 1);
   shmx__reg_release(&cl->seg, cl->slot, cl->id, cl->lock_k);
   shmx__schema_free(&cl->schema);
   shmx__seg_detach(&cl->seg);

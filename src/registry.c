@@ -54,14 +54,16 @@ int shmx__reg_claim(const shmx__seg *s, uint32_t *slot, uint64_t *id,
                    s->name, s->g.reader_slots);
 }
 
-/* Empty a slot we own (as its reader, or as the reaper): pins, state,
- * generation, connected count. Safe to run twice on one slot (a reader dying
- * in its release, then reaped): only the state exchange that sees a
- * non-FREE state decrements readers_connected. The caller then stores owner. */
+/* Empty a slot we own (as its reader, or as the reaper): pins, waiter
+ * count, state, generation, connected count. Safe to run twice on one slot
+ * (a reader dying in its release, then reaped): the exchanges decide who
+ * decrements waiters and readers_connected. The caller then stores owner. */
 static void slot_vacate(const shmx__seg *s, uint32_t slot) {
   struct shmx__reader *r = shmx__rdr(s, slot);
   struct shmx__hdr *h = shmx__hdr(s);
   shmx__reg_clear_pins(s, slot);
+  /* A reader killed (or reaped) inside a futex wait is still counted. */
+  if (atomic_exchange(&r->waiting, 0)) atomic_fetch_sub(&h->waiters, 1);
   uint32_t was = atomic_exchange(&r->state, SHMX__RD_FREE);
   atomic_fetch_add(&r->generation, 1);
   if (was != SHMX__RD_FREE) {

@@ -337,8 +337,6 @@ static int sweep_dead(shmx_server *srv, bool force) {
     }
     if (id == 0) continue;
     if (shmx__reg_alive(&srv->seg, i) == 0) {
-      if (atomic_exchange(&r->waiting, 0))
-        atomic_fetch_sub(&shmx__hdr(&srv->seg)->waiters, 1);
       n += shmx__reg_reap(&srv->seg, i, id);
     }
   }
@@ -617,8 +615,6 @@ int shmx_server_reap(shmx_server *srv, uint64_t now_ns, uint64_t timeout_ns) {
     if (id == 0 || id == SHMX__REAPING) continue;
     uint64_t hb = atomic_load(&r->heartbeat_ns);
     if (now_ns > hb && now_ns - hb > timeout_ns) {
-      if (atomic_exchange(&r->waiting, 0))
-        atomic_fetch_sub(&shmx__hdr(&srv->seg)->waiters, 1);
       n += shmx__reg_reap(&srv->seg, i, id);
     }
   }
