@@ -4,8 +4,13 @@
 Workloads, all through SlidingWindowMapBuffer (plain mmap: the mmap object)
 on one 64 MiB file of random bytes:
   index1   random 1-byte indexing          (timed in batches of 64, per op)
-  slice4k  random 4 KiB slices
-  seq64k   sequential scan in 64 KiB slices
+  slice4k  random 4 KiB slices, each turned into bytes (a copy on every side)
+  seq64k   sequential scan in 64 KiB slices, each turned into bytes
+  slice4k-view, seq64k-view
+           the same slices used as handed out: the consumer reads the last
+           byte (a view must be usable) and copies nothing. shmx and smmap
+           may hand out views of the mapping; plain mmap is sliced through
+           one memoryview of the mmap (mmap's own slices are copies)
 Configurations:
   remap    window 1 MiB, memory limit 8 MiB: most random accesses remap
   whole    defaults (1 GiB windows, 8 GiB limit): the whole file stays mapped
@@ -59,6 +64,9 @@ def load_pypi_smmap():
     return m, "from %s (%s)" % (SMMAP_SITE, m.__version__)
 
 
+WORKLOADS = ("index1", "slice4k", "seq64k", "slice4k-view", "seq64k-view")
+
+
 def pct(samples, q):
     s = sorted(samples)
     i = min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))
@@ -87,6 +95,16 @@ def run_slices(get, starts, n):
     return out
 
 
+def run_slice_views(get, starts, n):
+    out = []
+    clock = time.perf_counter_ns
+    for a in starts:
+        t0 = clock()
+        get[a:a + n][-1]  # use the slice as handed out; copy nothing
+        out.append(clock() - t0)
+    return out
+
+
 def bench_one(make, workload, offsets, starts, size, passes):
     gc.collect()
     gc.disable()
@@ -95,10 +113,11 @@ def bench_one(make, workload, offsets, starts, size, passes):
         try:
             if workload == "index1":
                 return run_index1(obj, offsets)
-            if workload == "slice4k":
-                return run_slices(obj, starts, 4096)
+            run = run_slice_views if workload.endswith("-view") else run_slices
+            if workload.startswith("slice4k"):
+                return run(obj, starts, 4096)
             seq = list(range(0, size, 65536)) * passes
-            return run_slices(obj, seq, 65536)
+            return run(obj, seq, 65536)
         finally:
             close()
     finally:
@@ -155,14 +174,17 @@ def main():
                 return buf, close
             return make
 
-        def make_mmap():
+        def make_mmap(view=False):
             f = open(path, "rb")
             m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            mv = memoryview(m) if view else None
 
             def close():
+                if mv is not None:
+                    mv.release()
                 m.close()
                 f.close()
-            return m, close
+            return (mv if view else m), close
 
         import shmx.smmap.buf  # noqa: F401
         import shmx.smmap.mman  # noqa: F401
@@ -172,13 +194,14 @@ def main():
             impls.append(("smmap", lambda cfg: maker(pypi, cfg)))
 
         results = {}
-        for workload in ("index1", "slice4k", "seq64k"):
+        for workload in WORKLOADS:
             for cname, cfg in configs.items():
                 for iname, mk in impls:
                     results[(workload, cname, iname)] = bench_one(
                         mk(cfg), workload, offsets, starts, size, passes)
+            view = workload.endswith("-view")
             results[(workload, "-", "mmap")] = bench_one(
-                make_mmap, workload, offsets, starts, size, passes)
+                lambda: make_mmap(view), workload, offsets, starts, size, passes)
 
         print()
         print("file %d MiB, %d random ops, seq scan x%d; ns per operation"
@@ -193,7 +216,7 @@ def main():
         print("| workload | smmap/shmx p50 (remap) | smmap/shmx p50 (whole) "
               "| shmx/mmap p50 (whole) | shmx/mmap mean (whole) |")
         print("|---|---:|---:|---:|---:|")
-        for w in ("index1", "slice4k", "seq64k"):
+        for w in WORKLOADS:
             def p50(c, i):
                 return pct(results[(w, c, i)], .5)
 
@@ -210,7 +233,7 @@ def main():
             print("| workload | smmap/shmx mean (remap) | smmap/shmx-maponly p50 (remap) "
                   "| smmap/shmx-maponly mean (remap) |")
             print("|---|---:|---:|---:|")
-            for w in ("index1", "slice4k", "seq64k"):
+            for w in WORKLOADS:
                 a = results[(w, "remap", "smmap")]
                 b = results[(w, "remap", "shmx")]
                 m = results[(w, "remap", "shmx-maponly")]

@@ -6,7 +6,8 @@
  *   StaticWindowMapManager, SlidingWindowMapManager(StaticWindowMapManager)
  *   WindowCursor       a shmx_wc plus a cached window for fast indexing
  *   MapRegion          a held shmx_wm_region, or a standalone mapping
- *   SlidingWindowMapBuffer  relative, clamped, bytes-returning access
+ *   SlidingWindowMapBuffer  relative, clamped access; slices are memoryviews
+ *                      (zero-copy inside the cursor's window)
  *   MapView            what map() returns (mmap-like: [i] -> int, [a:b] ->
  *                      bytes) and the buffer exporter behind every memoryview
  *                      handed out: it keeps one use of its region, so the
@@ -1261,6 +1262,38 @@ static int buffer_ready(BufferObject *self) {
   return 0;
 }
 
+/* A read-only memoryview over bytes object b (a new reference), or NULL;
+ * steals b. */
+static PyObject *bytes_view(PyObject *b) {
+  if (!b) return NULL;
+  PyObject *mv = PyMemoryView_FromObject(b);
+  Py_DECREF(b);
+  return mv;
+}
+
+/* Zero-copy slice of the cursor's window: a memoryview of file bytes
+ * [plo, plo + span) that keeps the window's region mapped while it (or any
+ * slice of it) lives, then strided by step from element rel if step != 1.
+ * The caller checked that the window covers the span. */
+static PyObject *window_slice(smmap_state *st, CursorObject *c, uint64_t plo,
+                              uint64_t span, Py_ssize_t rel, Py_ssize_t n,
+                              Py_ssize_t step) {
+  PyObject *mv = make_view(st, shmx_wc_region(c->c), NULL, c->wbase + (plo - c->wlo), span);
+  if (!mv || step == 1) return mv;
+  Py_ssize_t end = rel + (n - 1) * step + (step > 0 ? 1 : -1);
+  PyObject *a = PyLong_FromSsize_t(rel);
+  PyObject *b = end < 0 ? Py_NewRef(Py_None) : PyLong_FromSsize_t(end);
+  PyObject *sc = PyLong_FromSsize_t(step);
+  PyObject *sl = a && b && sc ? PySlice_New(a, b, sc) : NULL;
+  Py_XDECREF(a);
+  Py_XDECREF(b);
+  Py_XDECREF(sc);
+  PyObject *out = sl ? PyObject_GetItem(mv, sl) : NULL;
+  Py_XDECREF(sl);
+  Py_DECREF(mv);
+  return out;
+}
+
 static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
   BufferObject *self = (BufferObject *)op;
   Py_ssize_t len = buffer_len(op);
@@ -1296,24 +1329,37 @@ static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
   Py_ssize_t start, stop, step;
   if (PySlice_Unpack(key, &start, &stop, &step) < 0) return NULL;
   Py_ssize_t n = PySlice_AdjustIndices(len, &start, &stop, step);
-  if (n <= 0) return PyBytes_FromStringAndSize(NULL, 0);
+  if (n <= 0) return bytes_view(PyBytes_FromStringAndSize(NULL, 0));
   if (!buffer_ready(self)) return NULL;
-  PyObject *out = PyBytes_FromStringAndSize(NULL, n);
-  if (!out) return NULL;
-  char *dst = PyBytes_AS_STRING(out);
+  smmap_state *st = state_of_type(Py_TYPE(op));
+  if (!st) return NULL;
   CursorObject *c = self->cursor;
+  /* The slice touches file bytes [plo, plo + span): element k is at
+   * first + k * step, relative to the buffer's offset. */
+  Py_ssize_t first = start, last = start + (n - 1) * step;
+  Py_ssize_t lo = first < last ? first : last;
+  uint64_t plo = self->ofs + (uint64_t)lo;
+  uint64_t span = (uint64_t)(first < last ? last - first : first - last) + 1;
+  int hit = c->wbase && plo >= c->wlo && plo < c->whi && c->whi - plo >= span;
+  buffer_account(self, hit);
+  if (hit) return window_slice(st, c, plo, span, first - lo, n, step);
   if (step == 1) {
-    uint64_t pos = self->ofs + (uint64_t)start;
-    uint64_t left = (uint64_t)n;
-    int hit = c->wbase && pos >= c->wlo && c->whi - pos >= left && pos < c->whi;
-    buffer_account(self, hit);
-    if (!hit && buffer_use_read(self, left)) {
-      if (buffer_read(self, pos, dst, left) < 0) {
+    if (buffer_use_read(self, span)) {
+      PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+      if (!out) return NULL;
+      if (buffer_read(self, plo, PyBytes_AS_STRING(out), span) < 0) {
         Py_DECREF(out);
         return NULL;
       }
-      return out;
+      return bytes_view(out);
     }
+    if (buffer_reach(self, plo, span) < 0) return NULL;
+    if (c->whi - plo >= span) return window_slice(st, c, plo, span, 0, n, 1);
+    /* wider than one window: assemble a copy */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out) return NULL;
+    char *dst = PyBytes_AS_STRING(out);
+    uint64_t pos = plo, left = span;
     while (left) {
       if (buffer_reach(self, pos, left) < 0) {
         Py_DECREF(out);
@@ -1326,27 +1372,30 @@ static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
       pos += k;
       left -= k;
     }
-  } else {
-    Py_ssize_t i = start;
-    for (Py_ssize_t k = 0; k < n; k++, i += step) {
-      uint64_t pos = self->ofs + (uint64_t)i;
-      int hit = c->wbase && pos >= c->wlo && pos < c->whi;
-      buffer_account(self, hit);
-      if (!hit && buffer_use_read(self, 1)) {
-        if (buffer_read(self, pos, dst + k, 1) < 0) {
-          Py_DECREF(out);
-          return NULL;
-        }
-        continue;
-      }
-      if (buffer_reach(self, pos, 1) < 0) {
+    return bytes_view(out);
+  }
+  /* a step slice outside the current window: gather the elements */
+  PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+  if (!out) return NULL;
+  char *dst = PyBytes_AS_STRING(out);
+  Py_ssize_t i = start;
+  for (Py_ssize_t k = 0; k < n; k++, i += step) {
+    uint64_t pos = self->ofs + (uint64_t)i;
+    int in = c->wbase && pos >= c->wlo && pos < c->whi;
+    if (!in && buffer_use_read(self, 1)) {
+      if (buffer_read(self, pos, dst + k, 1) < 0) {
         Py_DECREF(out);
         return NULL;
       }
-      dst[k] = (char)c->wbase[pos - c->wlo];
+      continue;
     }
+    if (!in && buffer_reach(self, pos, 1) < 0) {
+      Py_DECREF(out);
+      return NULL;
+    }
+    dst[k] = (char)c->wbase[pos - c->wlo];
   }
-  return out;
+  return bytes_view(out);
 }
 
 static PyObject *buffer_enter_cm(PyObject *op, PyObject *u) {
@@ -1523,7 +1572,8 @@ static PyType_Slot buffer_slots[] = {
     {Py_mp_length, buffer_len},
     {Py_sq_length, buffer_len},
     {Py_tp_doc, "SlidingWindowMapBuffer(cursor=None, offset=0, size=sys.maxsize, "
-                "flags=0): bytes of a file from offset, by index or slice."},
+                "flags=0): bytes of a file from offset; [i] -> int, [a:b:s] -> read-only "
+                "memoryview (zero-copy inside the cursor's window)."},
     {0, NULL}};
 static PyType_Spec buffer_spec = {"shmx.smmap.SlidingWindowMapBuffer",
                                   sizeof(BufferObject), 0, Py_TPFLAGS_DEFAULT,

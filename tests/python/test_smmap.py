@@ -331,15 +331,15 @@ def test_buffer_semantics(f1m):
         for bad in (len(buf), len(buf) + 1, -len(buf) - 1, 2**70):
             with pytest.raises(IndexError):
                 buf[bad]
-        # slices clamp, honour steps and are always bytes
+        # slices clamp, honour steps and are always read-only memoryviews
         cases = [slice(0, 100), slice(-10, None), slice(len(buf) - 5, len(buf) + 100),
                  slice(None, None, 4096 * 3 + 1), slice(None, None, -70001),
                  slice(5, 2), slice(10, 9000, 7), slice(-5, -1), slice(2**70, None),
                  slice(60000, 200000), slice(0, len(buf))]
         for s in cases:
             got = buf[s]
-            assert type(got) is bytes, s
-            assert got == view[s], s
+            assert type(got) is memoryview and got.readonly, s
+            assert got == view[s] and bytes(got) == view[s], s
         with pytest.raises(TypeError):
             buf["x"]
         # the buffer still works after an IndexError
@@ -508,6 +508,39 @@ def test_collect_with_live_memoryview(f1m):
         region.buffer()
     with pytest.raises(TypeError):
         memoryview(c.use_region(0, 1).buffer())[0] = 1  # read-only
+
+
+def test_buffer_slices_are_zero_copy_views(f1m):
+    """A buffer slice inside the cursor's window is a view of the mapping: it
+    keeps that region mapped (collect() and eviction spare it) and still reads
+    the file's bytes after the buffer moved on. A slice wider than a window
+    is assembled into a copy, of the same type."""
+    path, data = f1m
+    win = 64 * 1024
+    man = SlidingWindowMapManager(window_size=win, max_memory_size=4 * win)
+    buf = SlidingWindowMapBuffer(man.make_cursor(path))
+    v = buf[100:200]  # maps the first window
+    region = buf.cursor().region()
+    n0 = region.client_count()  # the cursor, v and the MapRegion object
+    assert region.includes_ofs(100) and n0 == 3
+    w = buf[1000:3000:7]
+    back = buf[3000:1000:-3]
+    assert region.client_count() == n0 + 2
+    assert w == data[1000:3000:7] and back == data[3000:1000:-3]
+    wide = buf[10000:10000 + 3 * win]
+    assert type(wide) is memoryview and wide == data[10000:10000 + 3 * win]
+    for o in range(0, len(data), win // 2):  # walk the file: evicts windows
+        assert buf[o] == data[o]
+    buf.end_access()
+    man.collect()
+    assert region.client_count() == 4  # v, w, back and the MapRegion object
+    assert man.mapped_memory_size() == region.size()
+    assert v == data[100:200] and w == data[1000:3000:7] and back == data[3000:1000:-3]
+    del v, w, back
+    gc.collect()
+    assert region.client_count() == 1
+    man.collect()
+    assert man.mapped_memory_size() == 0
 
 
 def test_map_region_standalone(f1m):
