@@ -949,65 +949,258 @@ static PyObject *Frame_raw(FrameObject *self, PyObject *key) {
   return mv;
 }
 
-/* The shmx 1.0.1 dict shape (plus 'array' per stream and 'frame' object). */
-static PyObject *frame_to_dict(FrameObject *self) {
-  shmx_state *st = self->st;
-  PyObject *d = PyDict_New();
-  if (d == NULL) return NULL;
-  PyObject *md = PyDict_New();
-  if (md == NULL) goto fail;
-  if (PyDict_SetItem(d, st->k_metadata, md) < 0) {
-    Py_DECREF(md);
+/* ---- the shmx 1.0.1 dict shape ---------------------------------------- *
+ *
+ * {'__metadata__': {'frame_id', 'sim_time', 'payload_bytes', 'tlv_count',
+ *                   'frame'},
+ *  '<stream name>': {'data': memoryview, 'elem_count', 'bytes', 'array'}, ...}
+ *
+ * A result record keeps strong references to every object of one such dict,
+ * in insertion order, so that Client.get_latest_frame() can tell whether a
+ * dict it handed out is back (only the record holds it) and untouched, and
+ * then recycle it instead of building a new one:
+ *   o[0] outer, o[1] metadata dict, o[2..6] frame_id, sim_time,
+ *   payload_bytes, tlv_count, frame; then per stream i at REC_HEAD +
+ *   REC_STREAM * i: name, stream dict, data, elem_count, bytes, array. */
+#define REC_HEAD 7
+#define REC_STREAM 6
+
+typedef struct result_rec {
+  PyObject **o; /* REC_HEAD + REC_STREAM * n strong references, or NULL */
+  Py_ssize_t n; /* streams */
+  uint64_t *ver; /* with DICT_VERSION: version tags of outer, metadata and
+                    stream dicts (n + 2) after we last wrote them */
+} result_rec;
+
+/* CPython up to 3.11 gives every dict a version tag that changes on every
+ * modification (PEP 509; deprecated in 3.12): a dict we recycle is
+ * unmodified iff its tag is the one we saw. Elsewhere the contents are
+ * compared entry by entry. */
+#if PY_VERSION_HEX < 0x030C0000
+#define DICT_VERSION(d) (((PyDictObject *)(d))->ma_version_tag)
+#endif
+
+/* Forget a record: detach first, then drop the references (a dict the user
+ * modified may run arbitrary __del__ code, which may call back into us). */
+static void rec_clear(result_rec *r) {
+  PyObject **o = r->o;
+  Py_ssize_t n = REC_HEAD + REC_STREAM * r->n;
+  PyMem_Free(r->ver);
+  r->ver = NULL;
+  r->o = NULL;
+  r->n = 0;
+  if (o == NULL) return;
+  for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(o[i]);
+  PyMem_Free(o);
+}
+
+/* 'data' (a flat memoryview) and 'array' (the typed view) of stream i: one
+ * exporter serves both, the memoryview is made while it exports raw bytes. */
+static int frame_stream_pair(FrameObject *fr, Py_ssize_t i, PyObject **mv, PyObject **arr) {
+  *mv = NULL;
+  *arr = frame_stream_view(fr, i, 1);
+  if (*arr == NULL) return -1;
+  ((ViewObject *)*arr)->raw_mode = 1;
+  *mv = PyMemoryView_FromObject(*arr);
+  ((ViewObject *)*arr)->raw_mode = 0;
+  if (*mv == NULL) {
+    Py_CLEAR(*arr);
+    return -1;
+  }
+  return 0;
+}
+
+/* Store v (a new reference, stolen) under key in d, recording it in *slot. */
+static int rec_put(PyObject *d, PyObject *key, PyObject **slot, PyObject *v) {
+  if (v == NULL) return -1;
+  if (PyDict_SetItem(d, key, v) < 0) {
+    Py_DECREF(v);
+    return -1;
+  }
+  Py_XSETREF(*slot, v);
+  return 0;
+}
+
+/* Remember the version tags of r's dicts (after we wrote them). */
+static void rec_seal(result_rec *r) {
+#ifdef DICT_VERSION
+  r->ver[0] = DICT_VERSION(r->o[0]);
+  r->ver[1] = DICT_VERSION(r->o[1]);
+  for (Py_ssize_t i = 0; i < r->n; i++)
+    r->ver[2 + i] = DICT_VERSION(r->o[REC_HEAD + REC_STREAM * i + 1]);
+#else
+  (void)r;
+#endif
+}
+
+/* Build a new dict for fr into the empty record r. */
+static int rec_build(FrameObject *fr, result_rec *r) {
+  shmx_state *st = fr->st;
+  Py_ssize_t n = Py_SIZE(fr);
+  PyObject **o = PyMem_Calloc((size_t)(REC_HEAD + REC_STREAM * n), sizeof *o);
+  uint64_t *ver = PyMem_Calloc((size_t)n + 2, sizeof *ver);
+  if (o == NULL || ver == NULL) {
+    PyMem_Free(o);
+    PyMem_Free(ver);
+    PyErr_NoMemory();
+    return -1;
+  }
+  r->o = o;
+  r->n = n;
+  r->ver = ver;
+  if ((o[0] = PyDict_New()) == NULL || (o[1] = PyDict_New()) == NULL ||
+      PyDict_SetItem(o[0], st->k_metadata, o[1]) < 0 ||
+      rec_put(o[1], st->k_frame_id, &o[2], PyLong_FromUnsignedLongLong(fr->f.frame_id)) < 0 ||
+      rec_put(o[1], st->k_sim_time, &o[3], PyFloat_FromDouble(fr->f.sim_time)) < 0 ||
+      rec_put(o[1], st->k_payload_bytes, &o[4],
+              PyLong_FromUnsignedLongLong(fr->f.payload_bytes)) < 0 ||
+      rec_put(o[1], st->k_tlv_count, &o[5], PyLong_FromUnsignedLong(fr->f.tlv_count)) < 0 ||
+      rec_put(o[1], st->k_frame, &o[6], Py_NewRef((PyObject *)fr)) < 0)
     goto fail;
-  }
-  Py_DECREF(md);
-  {
-    PyObject *v;
-    if ((v = PyLong_FromUnsignedLongLong(self->f.frame_id)) == NULL ||
-        PyDict_SetItem(md, st->k_frame_id, v) < 0) { Py_XDECREF(v); goto fail; }
-    Py_DECREF(v);
-    if ((v = PyFloat_FromDouble(self->f.sim_time)) == NULL ||
-        PyDict_SetItem(md, st->k_sim_time, v) < 0) { Py_XDECREF(v); goto fail; }
-    Py_DECREF(v);
-    if ((v = PyLong_FromUnsignedLongLong(self->f.payload_bytes)) == NULL ||
-        PyDict_SetItem(md, st->k_payload_bytes, v) < 0) { Py_XDECREF(v); goto fail; }
-    Py_DECREF(v);
-    if ((v = PyLong_FromUnsignedLong(self->f.tlv_count)) == NULL ||
-        PyDict_SetItem(md, st->k_tlv_count, v) < 0) { Py_XDECREF(v); goto fail; }
-    Py_DECREF(v);
-    if (PyDict_SetItem(md, st->k_frame, (PyObject *)self) < 0) goto fail;
-  }
-  for (Py_ssize_t i = 0; i < Py_SIZE(self); i++) {
-    fstream *s = &self->s[i];
-    PyObject *e = PyDict_New();
-    if (e == NULL) goto fail;
-    /* one exporter serves both: 'data' is a flat memoryview made while it
-       exports raw bytes, 'array' is the same object exporting typed */
-    PyObject *arr = frame_stream_view(self, i, 1);
-    PyObject *mv = NULL;
-    if (arr != NULL) {
-      ((ViewObject *)arr)->raw_mode = 1;
-      mv = PyMemoryView_FromObject(arr);
-      ((ViewObject *)arr)->raw_mode = 0;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject **so = o + REC_HEAD + REC_STREAM * i;
+    PyObject *mv, *arr;
+    so[0] = Py_NewRef(fr->s[i].name);
+    if ((so[1] = PyDict_New()) == NULL || frame_stream_pair(fr, i, &mv, &arr) < 0)
+      goto fail;
+    if (rec_put(so[1], st->k_data, &so[2], mv) < 0) {
+      Py_DECREF(arr);
+      goto fail;
     }
-    PyObject *ec = mv ? PyLong_FromUnsignedLongLong(s->elem_count) : NULL;
-    PyObject *nb = ec ? PyLong_FromUnsignedLongLong(s->bytes) : NULL;
-    int bad = nb == NULL || PyDict_SetItem(e, st->k_data, mv) < 0 ||
-              PyDict_SetItem(e, st->k_elem_count, ec) < 0 ||
-              PyDict_SetItem(e, st->k_bytes, nb) < 0 ||
-              PyDict_SetItem(e, st->k_array, arr) < 0 ||
-              PyDict_SetItem(d, s->name, e) < 0;
-    Py_XDECREF(mv);
-    Py_XDECREF(arr);
-    Py_XDECREF(ec);
-    Py_XDECREF(nb);
-    Py_DECREF(e);
-    if (bad) goto fail;
+    if (rec_put(so[1], st->k_elem_count, &so[3],
+                PyLong_FromUnsignedLongLong(fr->s[i].elem_count)) < 0 ||
+        rec_put(so[1], st->k_bytes, &so[4], PyLong_FromUnsignedLongLong(fr->s[i].bytes)) < 0) {
+      Py_DECREF(arr);
+      goto fail;
+    }
+    if (rec_put(so[1], st->k_array, &so[5], arr) < 0 ||
+        PyDict_SetItem(o[0], so[0], so[1]) < 0)
+      goto fail;
   }
-  return d;
+  rec_seal(r);
+  return 0;
 fail:
-  Py_DECREF(d);
-  return NULL;
+  rec_clear(r);
+  return -1;
+}
+
+static PyObject *frame_to_dict(FrameObject *self) {
+  result_rec r = {NULL, 0};
+  if (rec_build(self, &r) < 0) return NULL;
+  PyObject *d = Py_NewRef(r.o[0]);
+  rec_clear(&r);
+  return d;
+}
+
+/* The next item of d (from *pos) is exactly (k, v), by identity. */
+static int dict_next_is(PyObject *d, Py_ssize_t *pos, PyObject *k, PyObject *v) {
+  PyObject *dk, *dv;
+  return PyDict_Next(d, pos, &dk, &dv) && dk == k && dv == v;
+}
+
+/* 1 if only the record refers to r's dicts (whoever got the dict has let it
+ * go, and kept none of its inner dicts) and every dict still holds exactly
+ * what was put there, in the same order: it can be recycled unobserved. */
+static int rec_idle(shmx_state *st, const result_rec *r) {
+  PyObject **o = r->o;
+  if (o == NULL || Py_REFCNT(o[0]) != 1 || Py_REFCNT(o[1]) != 2) return 0;
+#ifdef DICT_VERSION
+  (void)st;
+  if (DICT_VERSION(o[0]) != r->ver[0] || DICT_VERSION(o[1]) != r->ver[1]) return 0;
+  for (Py_ssize_t i = 0; i < r->n; i++) {
+    PyObject *e = o[REC_HEAD + REC_STREAM * i + 1];
+    if (Py_REFCNT(e) != 2 || DICT_VERSION(e) != r->ver[2 + i]) return 0;
+  }
+  return 1;
+#else
+  Py_ssize_t p = 0;
+  if (PyDict_GET_SIZE(o[0]) != r->n + 1 || !dict_next_is(o[0], &p, st->k_metadata, o[1]))
+    return 0;
+  for (Py_ssize_t i = 0; i < r->n; i++) {
+    PyObject **so = o + REC_HEAD + REC_STREAM * i;
+    if (!dict_next_is(o[0], &p, so[0], so[1])) return 0;
+  }
+  p = 0;
+  if (PyDict_GET_SIZE(o[1]) != 5 || !dict_next_is(o[1], &p, st->k_frame_id, o[2]) ||
+      !dict_next_is(o[1], &p, st->k_sim_time, o[3]) ||
+      !dict_next_is(o[1], &p, st->k_payload_bytes, o[4]) ||
+      !dict_next_is(o[1], &p, st->k_tlv_count, o[5]) ||
+      !dict_next_is(o[1], &p, st->k_frame, o[6]))
+    return 0;
+  for (Py_ssize_t i = 0; i < r->n; i++) {
+    PyObject **so = o + REC_HEAD + REC_STREAM * i;
+    p = 0;
+    if (Py_REFCNT(so[1]) != 2 || PyDict_GET_SIZE(so[1]) != 4 ||
+        !dict_next_is(so[1], &p, st->k_data, so[2]) ||
+        !dict_next_is(so[1], &p, st->k_elem_count, so[3]) ||
+        !dict_next_is(so[1], &p, st->k_bytes, so[4]) ||
+        !dict_next_is(so[1], &p, st->k_array, so[5]))
+      return 0;
+  }
+  return 1;
+#endif
+}
+
+/* 1 if no 'data' memoryview of r was released by its holder. */
+static int rec_views_live(const result_rec *r) {
+#ifdef _Py_MEMORYVIEW_RELEASED
+  for (Py_ssize_t i = 0; i < r->n; i++) {
+    PyObject *mv = r->o[REC_HEAD + REC_STREAM * i + 2];
+    if (((PyMemoryViewObject *)mv)->flags & _Py_MEMORYVIEW_RELEASED) return 0;
+  }
+  return 1;
+#else
+  (void)r;
+  return 0;
+#endif
+}
+
+/* Replace an int value unless it already holds v. */
+static int rec_put_u64(PyObject *d, PyObject *key, PyObject **slot, uint64_t v) {
+  unsigned long long cur = PyLong_AsUnsignedLongLong(*slot);
+  if (cur == (unsigned long long)v && !PyErr_Occurred()) return 0;
+  PyErr_Clear();
+  return rec_put(d, key, slot, PyLong_FromUnsignedLongLong(v));
+}
+
+/* Refill the idle record r with frame fr, in place: the dicts keep their
+ * keys and order, only values change. r must have fr's stream names in fr's
+ * order. On failure r is cleared. */
+static int rec_refill(FrameObject *fr, result_rec *r) {
+  shmx_state *st = fr->st;
+  PyObject **o = r->o;
+  if (rec_put(o[1], st->k_frame_id, &o[2], PyLong_FromUnsignedLongLong(fr->f.frame_id)) < 0 ||
+      rec_put(o[1], st->k_sim_time, &o[3], PyFloat_FromDouble(fr->f.sim_time)) < 0 ||
+      rec_put_u64(o[1], st->k_payload_bytes, &o[4], fr->f.payload_bytes) < 0 ||
+      rec_put_u64(o[1], st->k_tlv_count, &o[5], fr->f.tlv_count) < 0 ||
+      rec_put(o[1], st->k_frame, &o[6], Py_NewRef((PyObject *)fr)) < 0)
+    goto fail;
+  for (Py_ssize_t i = 0; i < r->n; i++) {
+    PyObject **so = o + REC_HEAD + REC_STREAM * i;
+    PyObject *mv, *arr;
+    if (frame_stream_pair(fr, i, &mv, &arr) < 0) goto fail;
+    if (rec_put(so[1], st->k_data, &so[2], mv) < 0) {
+      Py_DECREF(arr);
+      goto fail;
+    }
+    if (rec_put(so[1], st->k_array, &so[5], arr) < 0 ||
+        rec_put_u64(so[1], st->k_elem_count, &so[3], fr->s[i].elem_count) < 0 ||
+        rec_put_u64(so[1], st->k_bytes, &so[4], fr->s[i].bytes) < 0)
+      goto fail;
+  }
+  rec_seal(r);
+  return 0;
+fail:
+  rec_clear(r);
+  return -1;
+}
+
+/* r was built for a frame with fr's streams (same names, same order). */
+static int rec_fits(const result_rec *r, const FrameObject *fr) {
+  if (r->o == NULL || r->n != Py_SIZE(fr)) return 0;
+  for (Py_ssize_t i = 0; i < r->n; i++)
+    if (r->o[REC_HEAD + REC_STREAM * i] != fr->s[i].name) return 0;
+  return 1;
 }
 
 static PyObject *Frame_to_dict(FrameObject *self, PyObject *unused) {
@@ -1166,6 +1359,10 @@ typedef struct sinfo {
   uint32_t id, dtype, components, bytes_per_elem;
 } sinfo;
 
+/* Two records: a loop `f = c.get_latest_frame()` still holds the previous
+ * result while it asks for the next one. */
+#define RESULT_POOL 2
+
 typedef struct ClientObject {
   PyObject_HEAD
   shmx_state *st;
@@ -1176,12 +1373,13 @@ typedef struct ClientObject {
   Py_ssize_t ninfo;
   PyObject *last_error;
   PyObject *weakreflist;
-  /* get_latest_frame() cache: the Frame of the last result and the dict it
-     was built into (a template: only copies are handed out). A repeated call
-     on an unchanged frame re-validates through the core (heartbeat, reaped,
-     closed, dead checks all run), then copies the template. */
+  /* get_latest_frame(): the Frame of the last result, and the records of
+     the last RESULT_POOL dicts handed out, recycled once their holder let
+     them go (see client_result). Every call still goes through the core
+     (heartbeat, reaped, closed and dead checks). */
   FrameObject *cache_frame;
-  PyObject *cache_tmpl;
+  result_rec pool[RESULT_POOL];
+  int pool_last; /* index of the record returned last */
 } ClientObject;
 
 static void client_set_error(ClientObject *self, int code, const char *what,
@@ -1235,7 +1433,7 @@ static int client_load_streams(ClientObject *self) {
 }
 
 static void client_drop_cache(ClientObject *self) {
-  Py_CLEAR(self->cache_tmpl);
+  for (int k = 0; k < RESULT_POOL; k++) rec_clear(&self->pool[k]);
   Py_CLEAR(self->cache_frame);
 }
 
@@ -1253,12 +1451,15 @@ static void client_drop(ClientObject *self) {
 static int Client_traverse(ClientObject *self, visitproc visit, void *arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->last_error);
-  Py_VISIT(self->cache_tmpl);
+  for (int k = 0; k < RESULT_POOL; k++) {
+    result_rec *r = &self->pool[k];
+    for (Py_ssize_t i = 0; r->o && i < REC_HEAD + REC_STREAM * r->n; i++) Py_VISIT(r->o[i]);
+  }
   return 0;
 }
 static int Client_clear(ClientObject *self) {
   Py_CLEAR(self->last_error);
-  Py_CLEAR(self->cache_tmpl);
+  for (int k = 0; k < RESULT_POOL; k++) rec_clear(&self->pool[k]);
   return 0;
 }
 static void Client_dealloc(ClientObject *self) {
@@ -1437,51 +1638,46 @@ static PyObject *client_make_frame(ClientObject *self, shmx_frame *f) {
   return (PyObject *)fr;
 }
 
-/* Copy the cached template: a new outer dict, new metadata and stream
- * dicts; the memoryviews and typed views are shared (read-only exporters of
- * the same pinned frame). A memoryview the caller released is replaced. */
-static PyObject *client_copy_template(ClientObject *self) {
-  FrameObject *fr = self->cache_frame;
-  PyObject *tmpl = self->cache_tmpl;
-  PyObject *out = PyDict_Copy(tmpl);
-  if (out == NULL) return NULL;
-  Py_ssize_t pos = 0;
-  PyObject *k, *v;
-  while (PyDict_Next(tmpl, &pos, &k, &v)) {
-    if (!PyDict_CheckExact(v)) continue;
-    if (k != self->st->k_metadata) {
-      PyObject *mv = PyDict_GetItemWithError(v, self->st->k_data);
-      int released = 1;
-#ifdef _Py_MEMORYVIEW_RELEASED
-      if (mv != NULL && PyMemoryView_Check(mv))
-        released = (((PyMemoryViewObject *)mv)->flags & _Py_MEMORYVIEW_RELEASED) != 0;
-#endif
-      if (released) {
-        Py_ssize_t i = frame_find(fr, k);
-        if (i >= 0) {
-          PyObject *raw = frame_stream_view(fr, i, 0);
-          PyObject *nmv = raw ? PyMemoryView_FromObject(raw) : NULL;
-          Py_XDECREF(raw);
-          if (nmv == NULL || PyDict_SetItem(v, self->st->k_data, nmv) < 0) {
-            Py_XDECREF(nmv);
-            Py_DECREF(out);
-            return NULL;
-          }
-          Py_DECREF(nmv);
-        } else if (PyErr_Occurred()) {
-          Py_DECREF(out);
-          return NULL;
-        }
-      }
+/* The dict for frame fr. A record whose dict came back unmodified (only the
+ * record refers to it) is recycled: handed out again as is if it already
+ * shows fr, else refilled in place with fr's values. Nobody can observe the
+ * difference from a new dict, since nobody else holds it. Otherwise a new
+ * dict is built into a free record. Records of older frames are then
+ * forgotten (their holders keep what they hold), so that, as before
+ * recycling, the client itself pins no frame but the one it returned last. */
+static PyObject *client_result(ClientObject *self, FrameObject *fr) {
+  shmx_state *st = self->st;
+  int pick = -1, idle = -1, empty = -1;
+  for (int k = 0; k < RESULT_POOL; k++) {
+    result_rec *r = &self->pool[k];
+    if (r->o == NULL) {
+      if (empty < 0) empty = k;
+      continue;
     }
-    PyObject *inner = PyDict_Copy(v);
-    if (inner == NULL || PyDict_SetItem(out, k, inner) < 0) {
-      Py_XDECREF(inner);
-      Py_DECREF(out);
-      return NULL;
+    if (!rec_idle(st, r)) continue;
+    if (r->o[6] == (PyObject *)fr && rec_views_live(r)) {
+      pick = k;
+      break;
     }
-    Py_DECREF(inner);
+    if (idle < 0) idle = k;
   }
+  if (pick < 0 && idle >= 0 && rec_fits(&self->pool[idle], fr)) {
+    if (rec_refill(fr, &self->pool[idle]) < 0) return NULL;
+    pick = idle;
+  }
+  if (pick < 0) {
+    result_rec fresh = {NULL, 0, NULL};
+    if (rec_build(fr, &fresh) < 0) return NULL;
+    pick = idle >= 0 ? idle : empty >= 0 ? empty : (self->pool_last + 1) % RESULT_POOL;
+    result_rec old = self->pool[pick];
+    self->pool[pick] = fresh;
+    rec_clear(&old); /* may run a __del__ that calls us again: all in place */
+  }
+  PyObject *out = Py_NewRef(self->pool[pick].o[0]);
+  self->pool_last = pick;
+  for (int k = 0; k < RESULT_POOL; k++)
+    if (self->pool[k].o && self->pool[k].o[0] != out && self->pool[k].o[6] != (PyObject *)fr)
+      rec_clear(&self->pool[k]);
   return out;
 }
 
@@ -1504,25 +1700,14 @@ static PyObject *Client_get_latest_frame(ClientObject *self, PyObject *unused) {
   FrameObject *cf = self->cache_frame;
   if (cf != NULL && cf->held && cf->core == c && cf->f.frame_id == f.frame_id &&
       cf->f.slot == f.slot) {
-    shmx_frame_release(c->cl, &f); /* the cache already pins this frame */
-    if (self->cache_tmpl == NULL) {
-      /* second call on this frame: build the template once */
-      self->cache_tmpl = frame_to_dict(cf);
-      if (self->cache_tmpl == NULL) return NULL;
-    }
-    return client_copy_template(self);
+    shmx_frame_release(c->cl, &f); /* the cached Frame already pins it */
+  } else {
+    Py_CLEAR(self->cache_frame);
+    PyObject *fr = client_make_frame(self, &f);
+    if (fr == NULL) return NULL;
+    self->cache_frame = (FrameObject *)fr;
   }
-  client_drop_cache(self);
-  PyObject *fr = client_make_frame(self, &f);
-  if (fr == NULL) return NULL;
-  PyObject *d = frame_to_dict((FrameObject *)fr);
-  if (d == NULL) {
-    Py_DECREF(fr);
-    return NULL;
-  }
-  /* first call on a new frame: hand out the fresh dict, remember the frame */
-  self->cache_frame = (FrameObject *)fr;
-  return d;
+  return client_result(self, self->cache_frame);
 }
 
 static PyObject *Client_latest_frame(ClientObject *self, PyObject *unused) {

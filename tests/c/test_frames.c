@@ -162,10 +162,97 @@ TEST(prefaulted_publish) {
 #endif
 }
 
+/* Pins shown by the inspector for the slot holding frame fid (-1: none). */
+static int pins_of(shmx_inspector *in, uint64_t fid) {
+  shmx_slot_info si[8];
+  int n = shmx_inspector_slots(in, si, 8);
+  for (int i = 0; i < n; i++)
+    if (si[i].state == SHMX_SLOT_PUBLISHED && si[i].frame_id == fid) return (int)si[i].pins;
+  return -1;
+}
+
+/* latest() of a frame the client already holds (a polling reader) takes the
+ * short path: same frame, same pointers, counted as one more hold of the
+ * same pin; the slot stays pinned until every hold is released, and a
+ * forced overwrite is still seen. */
+TEST(relatest_held_frame) {
+  const char *n = harness_name("rl");
+  shmx_server *s = mk(n, 3, 0);
+  CHECK(s);
+  shmx_client *c;
+  shmx_inspector *in;
+  CHECK_OK(shmx_client_open(n, &c));
+  CHECK_OK(shmx_inspector_open(n, &in));
+  shmx_frame a, b, x, y;
+  CHECK_OK(pub(s, 1, 100));
+  CHECK_OK(shmx_client_latest(c, &a));
+  CHECK_OK(shmx_client_latest(c, &b));
+  CHECK_EQ(a.frame_id, 1);
+  CHECK_EQ(b.frame_id, 1);
+  CHECK(a.streams[2].data == b.streams[2].data);
+  CHECK_EQ(b.tlv_count, 3);
+  CHECK_EQ(pins_of(in, 1), 1);
+  shmx_frame_release(c, &a);
+  CHECK_EQ(pins_of(in, 1), 1); /* b still holds it */
+  CHECK(shmx_frame_valid(c, &b));
+  /* frames 2 and 3 take the two unpinned slots; frame 1 stays intact */
+  CHECK_OK(pub(s, 2, 100));
+  CHECK_OK(pub(s, 3, 100));
+  CHECK(shmx_frame_valid(c, &b));
+  CHECK_EQ(b.streams[2].data[99], 1);
+  shmx_frame_release(c, &b);
+  CHECK_EQ(pins_of(in, 1), 0);
+  /* frame 1 is unpinned now: the next publish reuses its slot */
+  CHECK_OK(pub(s, 4, 100));
+  CHECK_EQ(pins_of(in, 1), -1);
+  /* hold 4 twice and 5 once: 6 takes the free slot, then every slot but
+   * the latest is pinned and 7 must overwrite the oldest, frame 4. Both
+   * holds of it expire, and latest() reads frame 7 in full. */
+  CHECK_OK(shmx_client_latest(c, &x));
+  CHECK_OK(shmx_client_latest(c, &y));
+  CHECK_EQ(y.frame_id, 4);
+  CHECK_EQ(pins_of(in, 4), 1);
+  shmx_frame z;
+  CHECK_OK(pub(s, 5, 100));
+  CHECK_OK(shmx_client_latest(c, &z));
+  CHECK_EQ(z.frame_id, 5);
+  CHECK_OK(pub(s, 6, 100));
+  CHECK(shmx_frame_valid(c, &x));
+  CHECK_OK(pub(s, 7, 100));
+  CHECK(!shmx_frame_valid(c, &x));
+  CHECK(!shmx_frame_valid(c, &y));
+  CHECK(shmx_frame_valid(c, &z));
+  shmx_frame f;
+  CHECK_OK(shmx_client_latest(c, &f));
+  CHECK_EQ(f.frame_id, 7);
+  uint64_t v;
+  memcpy(&v, f.streams[0].data, 8);
+  CHECK_EQ(v, 7);
+  shmx_frame_release(c, &f);
+  shmx_frame_release(c, &x);
+  shmx_frame_release(c, &y);
+  shmx_frame_release(c, &z);
+  /* a schema append between two reads of one frame: the second read
+   * parses it again against the new schema */
+  CHECK_OK(shmx_client_latest(c, &a));
+  shmx_stream_spec extra = {9, "extra", SHMX_DT_U8, 1, SHMX_LAYOUT_SOA_SCALAR, 1, NULL, 0};
+  CHECK_OK(shmx_server_add_stream(s, &extra));
+  CHECK_OK(shmx_client_latest(c, &b));
+  CHECK_EQ(b.frame_id, 7);
+  CHECK_EQ(b.streams[2].index, 2);
+  shmx_frame_release(c, &a);
+  shmx_frame_release(c, &b);
+  CHECK_EQ(pins_of(in, 7), 0);
+  shmx_inspector_close(in);
+  shmx_client_close(c);
+  shmx_server_destroy(s);
+}
+
 int main(void) {
   RUN(roundtrip);
   RUN(append_errors);
   RUN(next_in_order_and_drops);
   RUN(prefaulted_publish);
+  RUN(relatest_held_frame);
   return harness_done();
 }

@@ -652,6 +652,108 @@ def test_repeated_get_latest_frame_is_independent(chan):
         s.destroy()
 
 
+def _check_fresh(d, i):
+    """d is exactly what get_latest_frame() returns for frame i of publish3."""
+    assert list(d) == ["__metadata__", "frame_id", "timestamp", "data"]
+    md = d["__metadata__"]
+    assert list(md) == ["frame_id", "sim_time", "payload_bytes", "tlv_count", "frame"]
+    assert md["sim_time"] == float(i) and md["tlv_count"] == 3
+    assert md["frame"].frame_id == md["frame_id"]
+    for k in ("frame_id", "timestamp", "data"):
+        assert list(d[k]) == ["data", "elem_count", "bytes", "array"]
+        assert type(d[k]["data"]) is memoryview
+    assert d["data"]["elem_count"] == 10 and d["data"]["bytes"] == 40
+    assert struct.unpack("Q", d["frame_id"]["data"])[0] == i
+    assert struct.unpack("10f", d["data"]["data"])[0] == float(i)
+    assert np.asarray(d["data"]["array"])[9] == float(i + 9)
+
+
+def test_get_latest_frame_recycles_only_dropped_untouched_results(chan):
+    """A result the caller let go of unmodified is handed out again (same
+    frame) or refilled in place (new frame); a result that is still held, in
+    whole or in part, never changes, and one modified before it was dropped
+    is never handed out again."""
+    name = chan()
+    s, c = make_pair(name)
+    try:
+        publish3(s, 1)
+        a = c.get_latest_frame()
+        ia = id(a)
+        del a
+        b = c.get_latest_frame()
+        assert id(b) == ia  # unchanged frame: the same dict again
+        _check_fresh(b, 1)
+        del b
+        publish3(s, 2)
+        b = c.get_latest_frame()
+        assert id(b) == ia  # new frame: refilled in place
+        _check_fresh(b, 2)
+        # a held result never changes, whatever arrives later
+        publish3(s, 3)
+        b2 = c.get_latest_frame()
+        assert b2 is not b
+        _check_fresh(b, 2)
+        _check_fresh(b2, 3)
+        # nor do the parts of a dropped result that are still held
+        inner, mv, md = b2["data"], b2["data"]["data"], b2["__metadata__"]
+        del b, b2
+        for i in (4, 5, 6):
+            publish3(s, i)
+            _check_fresh(c.get_latest_frame(), i)
+        assert inner["elem_count"] == 10 and struct.unpack("10f", inner["data"])[0] == 3.0
+        assert struct.unpack("10f", mv)[0] == 3.0 and md["frame_id"] == 3
+        # modified, then dropped: never handed out again, on the same frame
+        # or a new one
+        mutations = [
+            lambda d: d.__setitem__("junk", 1),
+            lambda d: d.pop("timestamp"),
+            lambda d: d.clear(),
+            lambda d: d["data"].__setitem__("elem_count", -1),
+            lambda d: d["data"].__setitem__("data", b"x"),
+            lambda d: d["__metadata__"].pop("frame"),
+            lambda d: d["__metadata__"].__setitem__("sim_time", -1.0),
+            lambda d: d["frame_id"]["data"].release(),
+        ]
+        i = 6
+        for mutate in mutations:
+            for new_frame in (False, True):
+                for _ in range(2):  # both records of the pool
+                    d = c.get_latest_frame()
+                    mutate(d)
+                    del d
+                if new_frame:
+                    i += 1
+                    publish3(s, i)
+                _check_fresh(c.get_latest_frame(), i)
+                _check_fresh(c.get_latest_frame(), i)
+    finally:
+        c.close()
+        s.destroy()
+
+
+def test_get_latest_frame_pins_only_the_latest_beyond_what_is_held(chan):
+    """Recycling keeps no older frame pinned: with 3 slots, a reader that
+    holds one old result and polls in the usual `f = get()` loop leaves the
+    producer a free slot, so the held result never expires."""
+    name = chan()
+    s, c = make_pair(name)  # 3 slots
+    try:
+        publish3(s, 1)
+        keep = c.get_latest_frame()
+        f = None
+        for i in range(2, 14):
+            publish3(s, i)  # needs a slot that nobody pins
+            assert keep["__metadata__"]["frame"].valid
+            _check_fresh(keep, 1)
+            for _ in range(1 + i % 3):  # one call per frame, or polls too
+                f = c.get_latest_frame()
+            _check_fresh(f, i)
+        del f
+    finally:
+        c.close()
+        s.destroy()
+
+
 def test_stubs_and_docstrings_cover_public_names():
     import ast
     import os
