@@ -16,7 +16,8 @@ JOBS ?= 2
 FUZZ_SECONDS ?= 20
 
 .PHONY: all build demo test deps test-c test-install test-asan test-tsan test-python \
-        test-python-asan test-python-tsan test-fuzz fuzz-deps bench clean py
+        test-python-nodictver test-python-asan test-python-tsan test-fuzz fuzz-deps bench \
+        clean py
 
 all: build
 
@@ -46,7 +47,8 @@ bench: build
 	$(BUILD)/bench/shmx-bench
 
 # ---- tests ----------------------------------------------------------------
-test: test-c test-install test-asan test-tsan test-python test-python-asan test-python-tsan test-fuzz
+test: test-c test-install test-asan test-tsan test-python test-python-nodictver test-python-asan \
+      test-python-tsan test-fuzz
 	@echo "make test: all suites passed"
 
 test-c: build
@@ -77,6 +79,19 @@ py: deps
 	flock $(VENV)/.lock $(VPY) -m pip install -q --no-build-isolation --force-reinstall --no-deps .
 test-python: py build
 	cd tests/python && ../../$(VENV)/bin/pytest -q -p no:cacheprovider . 2>&1 | tail -n 40; exit $${PIPESTATUS[0]}
+
+# get_latest_frame() recycles results by dict version tags up to Python 3.11
+# and by comparing entries on 3.12+; this runs the Frame/dict tests against a
+# build that takes the 3.12+ path on this interpreter.
+test-python-nodictver: deps
+	rm -rf build-nodictver-py/site
+	$(VPY) -m pip install -q --no-build-isolation --no-deps --target build-nodictver-py/site \
+	  -Csetup-args=-Dc_args=-DSHMX_NO_DICT_VERSION -Cbuild-dir=build-nodictver-py/build .
+	cd tests/python && PYTHONPATH=../../build-nodictver-py/site ../../$(VPY) -c \
+	  "import shmx, sys; sys.exit('build-nodictver-py' not in shmx.__file__)"
+	cd tests/python && PYTHONPATH=../../build-nodictver-py/site ../../$(VPY) -m pytest -q \
+	  -p no:cacheprovider test_shmx_api.py test_shmx_readme.py test_shmx_misuse.py 2>&1 | tail -n 20; \
+	  exit $${PIPESTATUS[0]}
 
 # The extension built with ASan+UBSan, run with the runtime preloaded.
 $(VENV)-asan/.stamp:

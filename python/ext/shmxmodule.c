@@ -976,7 +976,7 @@ typedef struct result_rec {
  * modification (PEP 509; deprecated in 3.12): a dict we recycle is
  * unmodified iff its tag is the one we saw. Elsewhere the contents are
  * compared entry by entry. */
-#if PY_VERSION_HEX < 0x030C0000
+#if PY_VERSION_HEX < 0x030C0000 && !defined(SHMX_NO_DICT_VERSION)
 #define DICT_VERSION(d) (((PyDictObject *)(d))->ma_version_tag)
 #endif
 
@@ -1085,7 +1085,7 @@ fail:
 }
 
 static PyObject *frame_to_dict(FrameObject *self) {
-  result_rec r = {NULL, 0};
+  result_rec r = {NULL, 0, NULL};
   if (rec_build(self, &r) < 0) return NULL;
   PyObject *d = Py_NewRef(r.o[0]);
   rec_clear(&r);
