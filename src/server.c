@@ -481,7 +481,13 @@ int shmx_server_publish(shmx_server *srv, double sim_time, uint64_t *frame_id) {
   /* Wake waiters; a system call only if someone is waiting (see design.md,
    * "wake-ups": the seq_cst RMW pairs with the waiter's increment). */
   atomic_fetch_add(&h->wake_word, 1);
-  if (atomic_load(&h->waiters)) shmx__futex_wake(&h->wake_word, INT32_MAX);
+  if (atomic_load(&h->waiters)) {
+    shmx__futex_wake(&h->wake_word, INT32_MAX);
+    /* A reader killed inside its wait stays counted until it is reaped, and
+     * until then every publish makes this system call: look for dead
+     * readers now and then (at most every SWEEP_INTERVAL_NS). */
+    sweep_dead(srv, false);
+  }
   srv->slot_fid[srv->cur] = fid;
   srv->latest = srv->cur;
   srv->next_fid = fid + 1;

@@ -169,6 +169,44 @@ TEST(wait_wakes_on_publish_and_close) {
   close(g_pipe[1]);
 }
 
+/* A reader killed while blocked in wait stays counted in `waiters`, which
+ * makes every publish wake the futex; publishing alone (no poll, no reap
+ * call) must reap it and bring the count back to 0. */
+static int sleeper_child(void *arg) {
+  (void)arg;
+  shmx_client *c;
+  if (shmx_client_open(g_name, &c)) return 10;
+  shmx_frame f;
+  shmx_client_wait(c, &f, 60000000000ll, 0);
+  return 11; /* killed before */
+}
+
+static int pub_and_check_waiters(shmx_server *s, struct shmx__hdr *h) {
+  static uint64_t id = 100;
+  if (pub(s, id++)) return 0;
+  return atomic_load(&h->waiters) == 0;
+}
+
+TEST(reader_killed_in_wait_is_reaped_by_publishing) {
+  g_name = harness_name("kwait");
+  shmx_server *s = mk(g_name, 3, 4, 4096, 0);
+  CHECK(s);
+  size_t len;
+  struct shmx__hdr *h = map_seg(g_name, &len);
+  CHECK(h);
+  pid_t k = harness_spawn(sleeper_child, NULL);
+  CHECK(WAIT_UNTIL(atomic_load(&h->waiters) == 1, 5000));
+  kill(k, SIGKILL);
+  CHECK_EQ(harness_wait(k, 5000), 128 + SIGKILL);
+  CHECK_EQ(atomic_load(&h->waiters), 1); /* still counted */
+  CHECK(WAIT_UNTIL(pub_and_check_waiters(s, h), 5000));
+  shmx_header_info hi;
+  CHECK_OK(shmx_server_header(s, &hi));
+  CHECK_EQ(hi.readers_connected, 0);
+  munmap(h, len);
+  shmx_server_destroy(s);
+}
+
 /* Producer killed mid-frame: no reader sees the partial frame, readers
  * detect the dead owner, a new producer takes the name, status says
  * RESTARTED. */
@@ -584,6 +622,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN(cross_process_integrity);
   RUN(wait_wakes_on_publish_and_close);
+  RUN(reader_killed_in_wait_is_reaped_by_publishing);
   RUN(producer_killed_mid_frame);
   RUN(dead_readers_reclaimed);
   RUN(pins_and_expiry);
