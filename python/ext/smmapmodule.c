@@ -438,22 +438,34 @@ typedef struct {
    * clamped to the file size seen at the last use. Valid iff wbase. */
   const uint8_t *wbase;
   uint64_t wlo, whi;
+  /* A memoryview of the whole cached window (it holds one use of the
+   * region), made by the first zero-copy buffer slice in this window:
+   * further slices are slices of it. Dropped whenever the window changes. */
+  PyObject *wview;
 } CursorObject;
+
+static void cursor_forget_window(CursorObject *self) {
+  self->wbase = NULL;
+  self->wlo = self->whi = 0;
+  Py_CLEAR(self->wview);
+}
 
 static void cursor_refresh_cache(CursorObject *self) {
   shmx_wm_region *r = self->c ? shmx_wc_region(self->c) : NULL;
   if (!r) {
-    self->wbase = NULL;
-    self->wlo = self->whi = 0;
+    cursor_forget_window(self);
     return;
   }
   uint64_t lo = shmx_wm_region_offset(r);
   uint64_t hi = lo + shmx_wm_region_size(r);
   uint64_t fs = shmx_wc_file_size(self->c);
   if (hi > fs) hi = fs;
-  self->wbase = shmx_wm_region_data(r);
+  if (hi < lo) hi = lo;
+  const uint8_t *base = shmx_wm_region_data(r);
+  if (base != self->wbase || lo != self->wlo || hi != self->whi) Py_CLEAR(self->wview);
+  self->wbase = base;
   self->wlo = lo;
-  self->whi = hi > lo ? hi : lo;
+  self->whi = hi;
 }
 
 static int cursor_enter(CursorObject *self) {
@@ -485,8 +497,7 @@ static void cursor_unuse(CursorObject *self) {
     shmx_wc *c = self->c;
     shmx_wc_unuse(c); /* never unmaps while the manager lives: no GIL dance */
   }
-  self->wbase = NULL;
-  self->wlo = self->whi = 0;
+  cursor_forget_window(self);
 }
 
 static int64_t manager_window(CursorObject *self) {
@@ -507,9 +518,9 @@ static int cursor_use(CursorObject *self, uint64_t offset, uint64_t size) {
     rc = shmx_wc_use(c, offset, size); /* lock-free, no system calls */
   } else {
     /* The C cursor drops its region before mapping: forget the cached
-     * window first so no other thread reads through it meanwhile. */
-    self->wbase = NULL;
-    self->wlo = self->whi = 0;
+     * window first so no other thread reads through it meanwhile (and so
+     * that our own view of it does not keep it from being evicted). */
+    cursor_forget_window(self);
     self->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     rc = shmx_wc_use(c, offset, size);
@@ -684,13 +695,12 @@ static PyObject *cursor_region(PyObject *op, PyObject *unused) {
 }
 
 static void cursor_clear_assoc(CursorObject *self) {
+  cursor_forget_window(self);
   if (self->c) {
     shmx_wc *c = self->c;
     self->c = NULL;
     shmx_wc_close(c);
   }
-  self->wbase = NULL;
-  self->wlo = self->whi = 0;
   Py_CLEAR(self->path_or_fd);
 }
 
@@ -1272,25 +1282,27 @@ static PyObject *bytes_view(PyObject *b) {
 }
 
 /* Zero-copy slice of the cursor's window: a memoryview of file bytes
- * [plo, plo + span) that keeps the window's region mapped while it (or any
- * slice of it) lives, then strided by step from element rel if step != 1.
- * The caller checked that the window covers the span. */
+ * from plo: n elements, strided by step from element rel, taken
+ * from the cursor's memoryview of the whole window, so that it keeps the
+ * region mapped while it (or any slice of it) lives. The caller checked that
+ * the window covers the span. */
 static PyObject *window_slice(smmap_state *st, CursorObject *c, uint64_t plo,
-                              uint64_t span, Py_ssize_t rel, Py_ssize_t n,
-                              Py_ssize_t step) {
-  PyObject *mv = make_view(st, shmx_wc_region(c->c), NULL, c->wbase + (plo - c->wlo), span);
-  if (!mv || step == 1) return mv;
-  Py_ssize_t end = rel + (n - 1) * step + (step > 0 ? 1 : -1);
-  PyObject *a = PyLong_FromSsize_t(rel);
+                              Py_ssize_t rel, Py_ssize_t n, Py_ssize_t step) {
+  if (!c->wview) {
+    c->wview = make_view(st, shmx_wc_region(c->c), NULL, c->wbase, c->whi - c->wlo);
+    if (!c->wview) return NULL;
+  }
+  Py_ssize_t start = (Py_ssize_t)(plo - c->wlo) + rel;
+  Py_ssize_t end = start + (n - 1) * step + (step > 0 ? 1 : -1);
+  PyObject *a = PyLong_FromSsize_t(start);
   PyObject *b = end < 0 ? Py_NewRef(Py_None) : PyLong_FromSsize_t(end);
-  PyObject *sc = PyLong_FromSsize_t(step);
+  PyObject *sc = step == 1 ? Py_NewRef(Py_None) : PyLong_FromSsize_t(step);
   PyObject *sl = a && b && sc ? PySlice_New(a, b, sc) : NULL;
   Py_XDECREF(a);
   Py_XDECREF(b);
   Py_XDECREF(sc);
-  PyObject *out = sl ? PyObject_GetItem(mv, sl) : NULL;
+  PyObject *out = sl ? PyObject_GetItem(c->wview, sl) : NULL;
   Py_XDECREF(sl);
-  Py_DECREF(mv);
   return out;
 }
 
@@ -1342,7 +1354,7 @@ static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
   uint64_t span = (uint64_t)(first < last ? last - first : first - last) + 1;
   int hit = c->wbase && plo >= c->wlo && plo < c->whi && c->whi - plo >= span;
   buffer_account(self, hit);
-  if (hit) return window_slice(st, c, plo, span, first - lo, n, step);
+  if (hit) return window_slice(st, c, plo, first - lo, n, step);
   if (step == 1) {
     if (buffer_use_read(self, span)) {
       PyObject *out = PyBytes_FromStringAndSize(NULL, n);
@@ -1354,7 +1366,7 @@ static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
       return bytes_view(out);
     }
     if (buffer_reach(self, plo, span) < 0) return NULL;
-    if (c->whi - plo >= span) return window_slice(st, c, plo, span, 0, n, 1);
+    if (c->whi - plo >= span) return window_slice(st, c, plo, 0, n, 1);
     /* wider than one window: assemble a copy */
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     if (!out) return NULL;
