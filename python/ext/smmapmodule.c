@@ -1281,6 +1281,13 @@ static PyObject *bytes_view(PyObject *b) {
   return mv;
 }
 
+/* The cursor's memoryview of its whole window (made on first use); NULL
+ * with an exception if it cannot be made. */
+static PyObject *cursor_window_view(smmap_state *st, CursorObject *c) {
+  if (!c->wview) c->wview = make_view(st, shmx_wc_region(c->c), NULL, c->wbase, c->whi - c->wlo);
+  return c->wview;
+}
+
 /* Zero-copy slice of the cursor's window: a memoryview of file bytes
  * from plo: n elements, strided by step from element rel, taken
  * from the cursor's memoryview of the whole window, so that it keeps the
@@ -1288,10 +1295,7 @@ static PyObject *bytes_view(PyObject *b) {
  * the window covers the span. */
 static PyObject *window_slice(smmap_state *st, CursorObject *c, uint64_t plo,
                               Py_ssize_t rel, Py_ssize_t n, Py_ssize_t step) {
-  if (!c->wview) {
-    c->wview = make_view(st, shmx_wc_region(c->c), NULL, c->wbase, c->whi - c->wlo);
-    if (!c->wview) return NULL;
-  }
+  if (!cursor_window_view(st, c)) return NULL;
   Py_ssize_t start = (Py_ssize_t)(plo - c->wlo) + rel;
   Py_ssize_t end = start + (n - 1) * step + (step > 0 ? 1 : -1);
   PyObject *a = PyLong_FromSsize_t(start);
@@ -1354,6 +1358,12 @@ static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
   uint64_t span = (uint64_t)(first < last ? last - first : first - last) + 1;
   int hit = c->wbase && plo >= c->wlo && plo < c->whi && c->whi - plo >= span;
   buffer_account(self, hit);
+  if (hit && self->ofs == c->wlo && (uint64_t)len == c->whi - c->wlo) {
+    /* the buffer is exactly the window (a whole-file mapping): the key
+     * means the same on the window's view, clamping included */
+    if (!cursor_window_view(st, c)) return NULL;
+    return PyObject_GetItem(c->wview, key);
+  }
   if (hit) return window_slice(st, c, plo, first - lo, n, step);
   if (step == 1) {
     if (buffer_use_read(self, span)) {
