@@ -350,6 +350,12 @@ def test_buffer_semantics(f1m):
             buf[0]
         assert buf.begin_access() is True and len(buf) == len(data)
         assert buf[:10] == data[:10]
+        # from offset 0 with the whole file in one window, the buffer and
+        # the window coincide (the Static manager): same answers
+        for s in cases + [slice(-3, None, -1), slice(None, None, -1), slice(len(data) - 1, 0, -4097)]:
+            got = buf[s]
+            assert type(got) is memoryview and got.readonly, s
+            assert got == data[s], s
         with SlidingWindowMapBuffer(c, 10, 20) as b2:
             assert len(b2) == 20 and b2[:] == data[10:30] and b2[-1] == data[29]
         assert not c.is_valid()
