@@ -17,7 +17,7 @@
 
 enum { K_BASE, K_CASE, K_REF }; /* K_REF: a reference protocol, not shmx */
 enum { T_NONE, T_LAT, T_FLAT, T_WAIT, T_SPEED, T_APART };
-enum { R_PINGPONG, R_SEQLOCK, R_FUTEX, R_MEMCPY, R_SPIN, R_NOTIFY, R_WAIT, R_PUBLISH };
+enum { R_PINGPONG, R_SEQLOCK, R_FUTEX, R_MEMCPY, R_SPIN, R_NOTIFY, R_COPY, R_WAIT, R_PUBLISH };
 
 typedef struct mdef {
   const char *name;
@@ -39,6 +39,7 @@ static const mdef defs[] = {
     {"seqlock_64B_spin", 0, "pingpong_cacheline", K_REF, T_NONE, R_SEQLOCK, 64, 1, 1, 30000, 1000},
     {"latency_64B_spin", 0, "pingpong_cacheline", K_CASE, T_LAT, R_SPIN, 64, 1, 1, 30000, 1000},
     {"notify_64B_spin", 0, "pingpong_cacheline", K_CASE, T_NONE, R_NOTIFY, 64, 1, 1, 30000, 1000},
+    {"latency_64B_copy_spin", 0, "pingpong_cacheline", K_CASE, T_NONE, R_COPY, 64, 1, 1, 30000, 1000},
     {"latency_64KiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 64 * KiB, 1, 1, 30000, 1000},
     {"latency_1MiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 1 * MiB, 1, 1, 30000, 1000},
     {"latency_8MiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 8 * MiB, 1, 1, 30000, 1000},
@@ -76,7 +77,8 @@ static const char *target_text(int t) {
 /* What each figure measures, for the table's legend. */
 static const char *unit_text(int run) {
   switch (run) {
-  case R_PINGPONG: case R_SEQLOCK: case R_FUTEX: case R_SPIN: case R_NOTIFY: case R_WAIT:
+  case R_PINGPONG: case R_SEQLOCK: case R_FUTEX: case R_SPIN: case R_NOTIFY: case R_COPY:
+  case R_WAIT:
     return "one-way latency";
   default:
     return "time per operation";
@@ -106,6 +108,7 @@ static int run_one(const mdef *d, size_t iters, bench_samples *out) {
   case R_MEMCPY: return bench_base_memcpy(d->bytes, d->batch, iters, out);
   case R_SPIN: return bench_core_latency_spin(d->bytes, iters, out);
   case R_NOTIFY: return bench_core_latency_notify(iters, out);
+  case R_COPY: return bench_core_latency_copy(iters, out);
   case R_WAIT: return bench_core_latency_wait(iters, out);
   case R_PUBLISH:
     return bench_core_publish_copy(d->bytes, d->batch, d->readers, iters, out);

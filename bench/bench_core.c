@@ -17,6 +17,10 @@
  * notify_64B_spin      The same up to the reader seeing shmx_client_frame_seq()
  *                      move; it reads no frame. Splits latency_64B_spin into
  *                      notification and shmx_client_latest() + touch.
+ * latency_64B_copy_spin  As latency_64B_spin, but the reader copies the
+ *                      frame out with shmx_client_copy_latest() (a seqlock
+ *                      read into its own buffer, no pin) and reads t0 and
+ *                      the iteration number from the copy.
  * latency_64B_wait     The same, the reader blocked in shmx_client_wait();
  *                      the producer publishes once /proc shows it asleep.
  * publish_<size>_...   Producer-side cost of begin + append (copy) +
@@ -43,6 +47,7 @@ struct lat_side {
   uint64_t total, warm, bytes;
   int wait_mode;
   int seq_only; /* stop the clock when frame_seq moves; read no frame */
+  int copy_mode; /* read with shmx_client_copy_latest (no pin) */
   char name[96];
   uint64_t samples[];
 };
@@ -74,6 +79,9 @@ static int create_channel(const char *name, uint64_t frame_cap,
 
 /* ---- latency: reader process -------------------------------------------- */
 
+/* Where the copy-mode reader copies frames (its own, after fork). */
+static alignas(64) uint8_t copy_buf[4096];
+
 /* Get frame i: spin on the sequence number, or block in shmx_client_wait. */
 static int lat_get(struct lat_side *s, shmx_client *cl, uint64_t i,
                    shmx_frame *f) {
@@ -93,7 +101,14 @@ static int lat_get(struct lat_side *s, shmx_client *cl, uint64_t i,
   while (shmx_client_frame_seq(cl) < i)
     if (bench_spin_wait(&sp))
       return SHMX_E_TIMEOUT;
-  int rc = shmx_client_latest(cl, f);
+  int rc;
+  if (s->copy_mode) {
+    rc = shmx_client_copy_latest(cl, copy_buf, sizeof copy_buf, f);
+    if (rc != 0)
+      fail("shmx_client_copy_latest", rc);
+    return rc;
+  }
+  rc = shmx_client_latest(cl, f);
   if (rc != 0)
     fail("shmx_client_latest", rc);
   return rc;
@@ -162,7 +177,7 @@ out:
 /* ---- latency: producer -------------------------------------------------- */
 
 static int lat_run(const char *tag, size_t bytes, int wait_mode, int seq_only,
-                   size_t iters, bench_samples *out) {
+                   int copy_mode, size_t iters, bench_samples *out) {
   if (bytes < 16)
     return -1;
   size_t warm = wait_mode ? iters / 20 + 10 : iters / 20 + 100;
@@ -175,6 +190,7 @@ static int lat_run(const char *tag, size_t bytes, int wait_mode, int seq_only,
   s->bytes = bytes;
   s->wait_mode = wait_mode;
   s->seq_only = seq_only;
+  s->copy_mode = copy_mode;
   bench_channel_name(s->name, sizeof s->name, tag);
 
   shmx_server *srv = NULL;
@@ -252,15 +268,19 @@ static int lat_run(const char *tag, size_t bytes, int wait_mode, int seq_only,
 int bench_core_latency_spin(size_t bytes, size_t iters, bench_samples *out) {
   char tag[32];
   snprintf(tag, sizeof tag, "spin%zu", bytes);
-  return lat_run(tag, bytes, 0, 0, iters, out);
+  return lat_run(tag, bytes, 0, 0, 0, iters, out);
 }
 
 int bench_core_latency_notify(size_t iters, bench_samples *out) {
-  return lat_run("seq64", 64, 0, 1, iters, out);
+  return lat_run("seq64", 64, 0, 1, 0, iters, out);
+}
+
+int bench_core_latency_copy(size_t iters, bench_samples *out) {
+  return lat_run("copy64", 64, 0, 0, 1, iters, out);
 }
 
 int bench_core_latency_wait(size_t iters, bench_samples *out) {
-  return lat_run("wait64", 64, 1, 0, iters, out);
+  return lat_run("wait64", 64, 1, 0, 0, iters, out);
 }
 
 /* ---- publish cost ------------------------------------------------------- */

@@ -132,6 +132,7 @@ int bench_base_memcpy(size_t bytes, size_t batch, size_t iters,
 
 int bench_core_latency_spin(size_t bytes, size_t iters, bench_samples *out);
 int bench_core_latency_notify(size_t iters, bench_samples *out);
+int bench_core_latency_copy(size_t iters, bench_samples *out);
 int bench_core_latency_wait(size_t iters, bench_samples *out);
 int bench_core_publish_copy(size_t bytes, size_t batch, int readers,
                             size_t iters, bench_samples *out);

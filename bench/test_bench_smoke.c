@@ -173,7 +173,7 @@ static int run_bench(char **argv, int argc, char **out) {
 
 static const char *const all_names[] = {
     "pingpong_cacheline", "latency_64B_spin",  "seqlock_64B_spin",
-    "notify_64B_spin",
+    "notify_64B_spin",    "latency_64B_copy_spin",
     "latency_64KiB_spin",
     "latency_1MiB_spin",  "latency_8MiB_spin", "futex_pingpong",
     "latency_64B_wait",   "memcpy_1MiB",       "publish_1MiB_copy",

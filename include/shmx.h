@@ -399,6 +399,17 @@ typedef struct shmx_frame {
  * nothing is held, call again. On success the frame is held. */
 SHMX_API int shmx_client_latest(shmx_client *cl, shmx_frame *f);
 
+/* The newest frame, copied into buf (cap bytes) under the slot's sequence
+ * lock instead of held: for small frames a reader wants to keep, or to read
+ * without ever pinning a slot. The copy is private and never changes;
+ * f->streams[i].data point into buf (64-byte aligned if buf is), f->streams
+ * is valid until the next copy by this client, and f needs no release
+ * (shmx_frame_release is a no-op on it). buf needs the frame's record area:
+ * 64 bytes per stream plus its data rounded up to 64 (SHMX_E_CAPACITY names
+ * the size otherwise; nothing is copied). Other errors as shmx_client_latest. */
+SHMX_API int shmx_client_copy_latest(shmx_client *cl, void *buf, size_t cap,
+                                     shmx_frame *f);
+
 /* Next frame in order after the last one this client returned (by latest,
  * next or wait); f->dropped counts frames overwritten before they could be
  * read. The first frame a client reads is the oldest still in a slot, with

@@ -37,6 +37,7 @@ struct shmx_client {
   struct held { shmx_frame f; uint32_t gen; } *held; /* per frame slot: the
                                   frame last fully read there, and the schema
                                   generation it was parsed with */
+  shmx_frame_stream *copy_fs;   /* record table of the last copied frame */
   uint64_t probe_ns, probe_seq;
 };
 
@@ -122,6 +123,7 @@ void shmx_client_close(shmx_client *cl) {
   free(cl->pinref);
   free(cl->fs);
   free(cl->held);
+  free(cl->copy_fs);
   free(cl);
 }
 
@@ -182,6 +184,35 @@ static int probe_owner(shmx_client *cl, uint64_t seq, uint64_t now) {
   return 0;
 }
 
+/* Parse the tlv records in [base, base + used) into table; they must add
+ * up to payload bytes. NULL if they are sound, else what is wrong. base is
+ * the slot (read under its seqlock: the caller re-checks seq before using
+ * the result) or a private copy. */
+static const char *parse_records(const shmx_client *cl, const uint8_t *base, uint64_t used,
+                                 uint32_t tlv, uint64_t payload, shmx_frame_stream *table) {
+  uint64_t pos = 0, sum = 0;
+  for (uint32_t k = 0; k < tlv; k++) {
+    const struct shmx__tlv *t = (const struct shmx__tlv *)(const void *)(base + pos);
+    if (used - pos < SHMX__TLV_HDR) return "record header";
+    uint32_t type = SHMX__LD(t->type), sid = SHMX__LD(t->stream_id);
+    uint64_t cnt = SHMX__LD(t->elem_count), bytes = SHMX__LD(t->bytes);
+    uint64_t data = pos + SHMX__TLV_HDR;
+    if (type != SHMX_TLV_FRAME_STREAM) return "record type";
+    if (used - data < bytes) return "record length";
+    shmx_frame_stream *e = &table[k];
+    e->stream_id = sid;
+    int idx = shmx__schema_find(&cl->schema, sid);
+    e->index = idx < 0 ? UINT32_MAX : (uint32_t)idx;
+    e->elem_count = cnt;
+    e->bytes = bytes;
+    e->data = base + data;
+    sum += bytes;
+    pos = (data + bytes + SHMX__DATA_ALIGN - 1) & ~(uint64_t)(SHMX__DATA_ALIGN - 1);
+    if (pos > used) pos = used;
+  }
+  return sum == payload ? NULL : "payload size";
+}
+
 /* Pin slot s and read frame `fid` from it into f. Returns 0, RETRY (slot no
  * longer holds fid; unpinned), or an error (unpinned). */
 static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
@@ -222,27 +253,7 @@ static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
     }
   }
   const uint8_t *base = shmx__frame_data(seg, s);
-  uint64_t pos = 0, sum = 0;
-  for (uint32_t k = 0; !why && k < tlv; k++) {
-    const struct shmx__tlv *t = (const struct shmx__tlv *)(const void *)(base + pos);
-    if (used - pos < SHMX__TLV_HDR) { why = "record header"; break; }
-    uint32_t type = SHMX__LD(t->type), sid = SHMX__LD(t->stream_id);
-    uint64_t cnt = SHMX__LD(t->elem_count), bytes = SHMX__LD(t->bytes);
-    uint64_t data = pos + SHMX__TLV_HDR;
-    if (type != SHMX_TLV_FRAME_STREAM) { why = "record type"; break; }
-    if (used - data < bytes) { why = "record length"; break; }
-    shmx_frame_stream *e = &cl->fs[s][k];
-    e->stream_id = sid;
-    int idx = shmx__schema_find(&cl->schema, sid);
-    e->index = idx < 0 ? UINT32_MAX : (uint32_t)idx;
-    e->elem_count = cnt;
-    e->bytes = bytes;
-    e->data = base + data;
-    sum += bytes;
-    pos = (data + bytes + SHMX__DATA_ALIGN - 1) & ~(uint64_t)(SHMX__DATA_ALIGN - 1);
-    if (pos > used) pos = used;
-  }
-  if (!why && sum != payload) why = "payload size";
+  if (!why) why = parse_records(cl, base, used, tlv, payload, cl->fs[s]);
   if (!why && (g->flags & SHMX_CREATE_CRC32C) &&
       shmx__crc32c(0, base, (size_t)used) != csum)
     why = "checksum";
@@ -274,6 +285,72 @@ static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
   return 0;
 }
 
+/* Copy bytes a concurrent writer may be changing; the caller discards the
+ * result unless the slot's seq is unchanged afterwards (a seqlock read), so
+ * the race is benign and ThreadSanitizer is told so. */
+#if defined(__SANITIZE_THREAD__)
+#define SHMX__NO_TSAN __attribute__((no_sanitize("thread")))
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHMX__NO_TSAN __attribute__((no_sanitize("thread")))
+#endif
+#endif
+#ifndef SHMX__NO_TSAN
+#define SHMX__NO_TSAN
+#endif
+SHMX__NO_TSAN static void seqlock_copy(uint8_t *dst, const uint8_t *src, size_t n) {
+  for (size_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+/* Copy frame `fid` out of slot s into buf under the slot's seqlock, without
+ * pinning, then parse the private copy. Returns 0, RETRY (the slot moved on
+ * while copying), or an error. */
+static int copy_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f, uint8_t *buf,
+                     size_t cap) {
+  const shmx__seg *seg = &cl->seg;
+  const shmx__geom *g = &seg->g;
+  struct shmx__slotdesc *d = shmx__slot(seg, s);
+  uint64_t q = atomic_load_explicit(&d->seq, memory_order_acquire);
+  if (q != 2 * fid) return RETRY;
+  uint64_t mfid = SHMX__LD(d->frame_id), used = SHMX__LD(d->used_bytes);
+  uint64_t payload = SHMX__LD(d->payload_bytes);
+  uint32_t tlv = SHMX__LD(d->tlv_count), csum = SHMX__LD(d->checksum);
+  double sim = shmx__ld_f64(&d->sim_time);
+  uint64_t pub = SHMX__LD(d->publish_ns);
+  const char *why = NULL;
+  if (mfid != fid) why = "frame id";
+  else if (used > g->slot_bytes) why = "used bytes";
+  else if (tlv > g->max_tlv) why = "record count";
+  int fits = used <= cap;
+  if (!why && fits) seqlock_copy(buf, shmx__frame_data(seg, s), (size_t)used);
+  atomic_thread_fence(memory_order_acquire);
+  if (atomic_load_explicit(&d->seq, memory_order_relaxed) != q) return RETRY;
+  /* From here on only the private copy is read: nothing can change it. */
+  if (!why && !fits)
+    return shmx__err(SHMX_E_CAPACITY, "channel '%s': frame %llu needs %llu bytes, the buffer has %zu",
+                     seg->name, (unsigned long long)fid, (unsigned long long)used, cap);
+  if (!why && !cl->copy_fs) {
+    cl->copy_fs = calloc(g->max_tlv ? g->max_tlv : 1, sizeof *cl->copy_fs);
+    if (!cl->copy_fs) return shmx__err(SHMX_E_ENOMEM, "frame table");
+  }
+  if (!why) why = parse_records(cl, buf, used, tlv, payload, cl->copy_fs);
+  if (!why && (g->flags & SHMX_CREATE_CRC32C) && shmx__crc32c(0, buf, (size_t)used) != csum)
+    return shmx__err(SHMX_E_CHECKSUM, "channel '%s': frame %llu", seg->name,
+                     (unsigned long long)fid);
+  if (why)
+    return shmx__err(SHMX_E_CORRUPT, "channel '%s': frame %llu in slot %u: bad %s",
+                     seg->name, (unsigned long long)fid, s, why);
+  f->frame_id = fid;
+  f->sim_time = sim;
+  f->publish_ns = pub;
+  f->payload_bytes = payload;
+  f->tlv_count = tlv;
+  f->slot = UINT32_MAX; /* not held: nothing to release */
+  f->dropped = 0;
+  f->streams = cl->copy_fs;
+  return 0;
+}
+
 static void account(shmx_client *cl, const shmx_frame *f) {
   struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
   cl->last_id = f->frame_id;
@@ -288,8 +365,9 @@ static void account(shmx_client *cl, const shmx_frame *f) {
                           memory_order_relaxed);
 }
 
-/* Latest frame; newer_only: NOFRAME unless newer than the last returned. */
-static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only) {
+/* Latest frame; newer_only: NOFRAME unless newer than the last returned.
+ * With buf, copied into it (copy_slot) instead of held (read_slot). */
+static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only, uint8_t *buf, size_t cap) {
   uint64_t now = shmx__mono_coarse_ns();
   int rc = pre_read(cl, now);
   if (rc < 0) return rc;
@@ -307,7 +385,7 @@ static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only) {
       if (atomic_load(&h->frame_seq) != fid) continue;
       return shmx__err(SHMX_E_CORRUPT, "channel '%s': latest slot %u", cl->seg.name, s);
     }
-    rc = read_slot(cl, s, fid, f);
+    rc = buf ? copy_slot(cl, s, fid, f, buf, cap) : read_slot(cl, s, fid, f);
     if (rc == RETRY) {
       shmx__cpu_relax();
       continue;
@@ -331,7 +409,12 @@ static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only) {
 
 int shmx_client_latest(shmx_client *cl, shmx_frame *f) {
   if (!cl || !f) return shmx__err(SHMX_E_ARG, "client or frame is NULL");
-  return get_latest(cl, f, 0);
+  return get_latest(cl, f, 0, NULL, 0);
+}
+
+int shmx_client_copy_latest(shmx_client *cl, void *buf, size_t cap, shmx_frame *f) {
+  if (!cl || !f || !buf) return shmx__err(SHMX_E_ARG, "client, buffer or frame is NULL");
+  return get_latest(cl, f, 0, buf, cap);
 }
 
 int shmx_client_next(shmx_client *cl, shmx_frame *f) {
@@ -387,7 +470,7 @@ int shmx_client_wait(shmx_client *cl, shmx_frame *f, int64_t timeout_ns,
   struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
   uint64_t start = shmx__mono_ns();
   for (;;) {
-    int rc = in_order ? shmx_client_next(cl, f) : get_latest(cl, f, 1);
+    int rc = in_order ? shmx_client_next(cl, f) : get_latest(cl, f, 1, NULL, 0);
     if (rc != SHMX_E_NOFRAME) return rc;
     uint64_t now = shmx__mono_ns();
     int64_t left = -1;
@@ -415,7 +498,9 @@ int shmx_client_wait(shmx_client *cl, shmx_frame *f, int64_t timeout_ns,
 }
 
 int shmx_frame_valid(const shmx_client *cl, const shmx_frame *f) {
-  if (!cl || !f || f->frame_id == 0 || f->slot >= cl->seg.g.slots) return 0;
+  if (!cl || !f || f->frame_id == 0) return 0;
+  if (f->slot == UINT32_MAX) return 1; /* a private copy never changes */
+  if (f->slot >= cl->seg.g.slots) return 0;
   return atomic_load(&shmx__slot(&cl->seg, f->slot)->seq) == 2 * f->frame_id;
 }
 

@@ -6,6 +6,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <stdalign.h>
+
 #include "harness.h"
 #include "format.h"
 
@@ -73,9 +75,11 @@ static void *map_seg(const char *name, size_t *len) {
 }
 static int g_pipe[2];
 
-/* Reader child: in-order + latest + wait reads until the channel closes;
- * exit 0 only if every accepted frame verified and ids increased. */
+/* Reader child: in-order + latest + wait reads (modes 0-2), or copies of
+ * the latest frame (mode 3), until the channel closes; exit 0 only if every
+ * accepted frame verified and ids increased. */
 static int reader_child(void *arg) {
+  static alignas(64) uint8_t copy[8192];
   int mode = *(int *)arg;
   shmx_client *c;
   if (shmx_client_open(g_name, &c)) return 10;
@@ -86,7 +90,8 @@ static int reader_child(void *arg) {
     shmx_frame f;
     int rc = mode == 0   ? shmx_client_wait(c, &f, 2000000000, 1)
              : mode == 1 ? shmx_client_wait(c, &f, 2000000000, 0)
-                         : shmx_client_latest(c, &f);
+             : mode == 2 ? shmx_client_latest(c, &f)
+                         : shmx_client_copy_latest(c, copy, sizeof copy, &f);
     if (rc == SHMX_E_CLOSED) break;
     if (rc == SHMX_E_NOFRAME) continue;
     /* BUSY is the contract's "try again": with 3 slots and 3 readers every
@@ -102,7 +107,9 @@ static int reader_child(void *arg) {
      * may be forced to overwrite a held frame: then shmx_frame_valid() must
      * say so. A mismatch on a still-valid frame is a torn frame. */
     if (verify(&f) && shmx_frame_valid(c, &f)) return 13;
-    if (f.frame_id <= last && mode != 2) return 14;
+    if (mode == 3 && (verify(&f) || !shmx_frame_valid(c, &f))) return 16; /* a copy never tears */
+    if (f.frame_id <= last && mode < 2) return 14;
+    if (f.frame_id < last) return 17;
     last = f.frame_id;
     got++;
     shmx_frame_release(c, &f);
@@ -116,14 +123,14 @@ TEST(cross_process_integrity) {
   shmx_server *s = mk(g_name, 3, 8, 4096, 0);
   CHECK(s);
   CHECK_EQ(pipe(g_pipe), 0);
-  int modes[3] = {0, 1, 2};
-  pid_t kids[3];
-  for (int i = 0; i < 3; i++) kids[i] = harness_spawn(reader_child, &modes[i]);
+  int modes[4] = {0, 1, 2, 3};
+  pid_t kids[4];
+  for (int i = 0; i < 4; i++) kids[i] = harness_spawn(reader_child, &modes[i]);
   char b;
-  for (int i = 0; i < 3; i++) CHECK_EQ(read(g_pipe[0], &b, 1), 1);
+  for (int i = 0; i < 4; i++) CHECK_EQ(read(g_pipe[0], &b, 1), 1);
   for (uint64_t id = 1; id <= 20000; id++) CHECK_OK(pub(s, id));
   shmx_server_destroy(s);
-  for (int i = 0; i < 3; i++) CHECK_EQ(harness_wait(kids[i], 20000), 0);
+  for (int i = 0; i < 4; i++) CHECK_EQ(harness_wait(kids[i], 20000), 0);
   close(g_pipe[0]);
   close(g_pipe[1]);
 }
@@ -572,6 +579,11 @@ TEST(checksum) {
   uint32_t ls = atomic_load(&h->latest_slot);
   m[h->frames_off + ls * h->slot_bytes + 64 + 64 + 100] ^= 1; /* flip a bit */
   CHECK_ERR(shmx_client_latest(c, &f), SHMX_E_CHECKSUM);
+  static alignas(64) uint8_t copy[8192];
+  CHECK_ERR(shmx_client_copy_latest(c, copy, sizeof copy, &f), SHMX_E_CHECKSUM);
+  m[h->frames_off + ls * h->slot_bytes + 64 + 64 + 100] ^= 1; /* and back */
+  CHECK_OK(shmx_client_copy_latest(c, copy, sizeof copy, &f));
+  CHECK_EQ(verify(&f), 0);
   munmap(m, mlen);
   shmx_client_close(c);
   shmx_server_destroy(s);

@@ -11,9 +11,11 @@
  */
 #include <pthread.h>
 
+#include <stdalign.h>
+
 #include "rel.h"
 
-#define NREAD 4
+#define NREAD 5 /* latest, next, wait, latest holding one, copy */
 #define BIGB 4096
 #define FRAMES 20000
 
@@ -25,6 +27,7 @@ typedef struct rres {
   uint64_t frames, torn, expired, dropped;
   int end_err;
   char why[160];
+  alignas(64) uint8_t copy[BIGB + 8192]; /* kind 4 copies frames here */
 } rres;
 
 static void *reader(void *arg) {
@@ -50,6 +53,7 @@ static void *reader(void *arg) {
     switch (r->kind) {
     case 0: case 3: rc = shmx_client_latest(cl, &fr); break;
     case 1: rc = shmx_client_next(cl, &fr); break;
+    case 4: rc = shmx_client_copy_latest(cl, r->copy, sizeof r->copy, &fr); break;
     default: rc = shmx_client_wait(cl, &fr, 50000000, (int)(it & 1)); break;
     }
     if (rc == SHMX_E_NOFRAME || rc == SHMX_E_TIMEOUT || rc == SHMX_E_BUSY) {
