@@ -213,6 +213,51 @@ static const char *parse_records(const shmx_client *cl, const uint8_t *base, uin
   return sum == payload ? NULL : "payload size";
 }
 
+/* A slot descriptor's metadata, loaded under the caller's seqlock. */
+typedef struct slot_meta {
+  uint64_t used, payload, publish_ns;
+  uint32_t tlv, checksum;
+  double sim_time;
+} slot_meta;
+
+/* Load d's metadata for frame fid; NULL if it fits the geometry, else what
+ * is wrong. */
+static const char *load_meta(const shmx__geom *g, struct shmx__slotdesc *d, uint64_t fid,
+                             slot_meta *m) {
+  uint64_t mfid = SHMX__LD(d->frame_id);
+  m->used = SHMX__LD(d->used_bytes);
+  m->payload = SHMX__LD(d->payload_bytes);
+  m->tlv = SHMX__LD(d->tlv_count);
+  m->checksum = SHMX__LD(d->checksum);
+  m->sim_time = shmx__ld_f64(&d->sim_time);
+  m->publish_ns = SHMX__LD(d->publish_ns);
+  if (mfid != fid) return "frame id";
+  if (m->used > g->slot_bytes) return "used bytes";
+  if (m->tlv > g->max_tlv) return "record count";
+  return NULL;
+}
+
+/* The error for frame fid in slot s, found bad for `why`. */
+static int bad_frame(const shmx__seg *seg, uint64_t fid, uint32_t s, const char *why) {
+  if (strcmp(why, "checksum") == 0)
+    return shmx__err(SHMX_E_CHECKSUM, "channel '%s': frame %llu", seg->name,
+                     (unsigned long long)fid);
+  return shmx__err(SHMX_E_CORRUPT, "channel '%s': frame %llu in slot %u: bad %s", seg->name,
+                   (unsigned long long)fid, s, why);
+}
+
+static void fill_frame(shmx_frame *f, uint64_t fid, const slot_meta *m, uint32_t slot,
+                       const shmx_frame_stream *streams) {
+  f->frame_id = fid;
+  f->sim_time = m->sim_time;
+  f->publish_ns = m->publish_ns;
+  f->payload_bytes = m->payload;
+  f->tlv_count = m->tlv;
+  f->slot = slot;
+  f->dropped = 0;
+  f->streams = streams;
+}
+
 /* Pin slot s and read frame `fid` from it into f. Returns 0, RETRY (slot no
  * longer holds fid; unpinned), or an error (unpinned). */
 static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
@@ -236,15 +281,8 @@ static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
     unpin(cl, s);
     return RETRY;
   }
-  uint64_t mfid = SHMX__LD(d->frame_id), used = SHMX__LD(d->used_bytes);
-  uint64_t payload = SHMX__LD(d->payload_bytes);
-  uint32_t tlv = SHMX__LD(d->tlv_count), csum = SHMX__LD(d->checksum);
-  double sim = shmx__ld_f64(&d->sim_time);
-  uint64_t pub = SHMX__LD(d->publish_ns);
-  const char *why = NULL;
-  if (mfid != fid) why = "frame id";
-  else if (used > g->slot_bytes) why = "used bytes";
-  else if (tlv > g->max_tlv) why = "record count";
+  slot_meta m;
+  const char *why = load_meta(g, d, fid, &m);
   if (!why && !cl->fs[s]) {
     cl->fs[s] = calloc(g->max_tlv, sizeof **cl->fs);
     if (!cl->fs[s]) {
@@ -253,9 +291,9 @@ static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
     }
   }
   const uint8_t *base = shmx__frame_data(seg, s);
-  if (!why) why = parse_records(cl, base, used, tlv, payload, cl->fs[s]);
+  if (!why) why = parse_records(cl, base, m.used, m.tlv, m.payload, cl->fs[s]);
   if (!why && (g->flags & SHMX_CREATE_CRC32C) &&
-      shmx__crc32c(0, base, (size_t)used) != csum)
+      shmx__crc32c(0, base, (size_t)m.used) != m.checksum)
     why = "checksum";
   atomic_thread_fence(memory_order_acquire);
   uint64_t q2 = atomic_load_explicit(&d->seq, memory_order_relaxed);
@@ -266,20 +304,9 @@ static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
   }
   if (why) {
     unpin(cl, s);
-    if (strcmp(why, "checksum") == 0)
-      return shmx__err(SHMX_E_CHECKSUM, "channel '%s': frame %llu", seg->name,
-                       (unsigned long long)fid);
-    return shmx__err(SHMX_E_CORRUPT, "channel '%s': frame %llu in slot %u: bad %s",
-                     seg->name, (unsigned long long)fid, s, why);
+    return bad_frame(seg, fid, s, why);
   }
-  f->frame_id = fid;
-  f->sim_time = sim;
-  f->publish_ns = pub;
-  f->payload_bytes = payload;
-  f->tlv_count = tlv;
-  f->slot = s;
-  f->dropped = 0;
-  f->streams = cl->fs[s];
+  fill_frame(f, fid, &m, s, cl->fs[s]);
   hd->f = *f;
   hd->gen = cl->schema.gen;
   return 0;
@@ -312,42 +339,25 @@ static int copy_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f, u
   struct shmx__slotdesc *d = shmx__slot(seg, s);
   uint64_t q = atomic_load_explicit(&d->seq, memory_order_acquire);
   if (q != 2 * fid) return RETRY;
-  uint64_t mfid = SHMX__LD(d->frame_id), used = SHMX__LD(d->used_bytes);
-  uint64_t payload = SHMX__LD(d->payload_bytes);
-  uint32_t tlv = SHMX__LD(d->tlv_count), csum = SHMX__LD(d->checksum);
-  double sim = shmx__ld_f64(&d->sim_time);
-  uint64_t pub = SHMX__LD(d->publish_ns);
-  const char *why = NULL;
-  if (mfid != fid) why = "frame id";
-  else if (used > g->slot_bytes) why = "used bytes";
-  else if (tlv > g->max_tlv) why = "record count";
-  int fits = used <= cap;
-  if (!why && fits) seqlock_copy(buf, shmx__frame_data(seg, s), (size_t)used);
+  slot_meta m;
+  const char *why = load_meta(g, d, fid, &m);
+  int fits = m.used <= cap;
+  if (!why && fits) seqlock_copy(buf, shmx__frame_data(seg, s), (size_t)m.used);
   atomic_thread_fence(memory_order_acquire);
   if (atomic_load_explicit(&d->seq, memory_order_relaxed) != q) return RETRY;
   /* From here on only the private copy is read: nothing can change it. */
   if (!why && !fits)
     return shmx__err(SHMX_E_CAPACITY, "channel '%s': frame %llu needs %llu bytes, the buffer has %zu",
-                     seg->name, (unsigned long long)fid, (unsigned long long)used, cap);
+                     seg->name, (unsigned long long)fid, (unsigned long long)m.used, cap);
   if (!why && !cl->copy_fs) {
     cl->copy_fs = calloc(g->max_tlv ? g->max_tlv : 1, sizeof *cl->copy_fs);
     if (!cl->copy_fs) return shmx__err(SHMX_E_ENOMEM, "frame table");
   }
-  if (!why) why = parse_records(cl, buf, used, tlv, payload, cl->copy_fs);
-  if (!why && (g->flags & SHMX_CREATE_CRC32C) && shmx__crc32c(0, buf, (size_t)used) != csum)
-    return shmx__err(SHMX_E_CHECKSUM, "channel '%s': frame %llu", seg->name,
-                     (unsigned long long)fid);
-  if (why)
-    return shmx__err(SHMX_E_CORRUPT, "channel '%s': frame %llu in slot %u: bad %s",
-                     seg->name, (unsigned long long)fid, s, why);
-  f->frame_id = fid;
-  f->sim_time = sim;
-  f->publish_ns = pub;
-  f->payload_bytes = payload;
-  f->tlv_count = tlv;
-  f->slot = UINT32_MAX; /* not held: nothing to release */
-  f->dropped = 0;
-  f->streams = cl->copy_fs;
+  if (!why) why = parse_records(cl, buf, m.used, m.tlv, m.payload, cl->copy_fs);
+  if (!why && (g->flags & SHMX_CREATE_CRC32C) && shmx__crc32c(0, buf, (size_t)m.used) != m.checksum)
+    why = "checksum";
+  if (why) return bad_frame(seg, fid, s, why);
+  fill_frame(f, fid, &m, UINT32_MAX, cl->copy_fs); /* not held: nothing to release */
   return 0;
 }
 
