@@ -29,6 +29,7 @@ Usage: python bench/bench_python.py [--quick] [--venv DIR] [--json OUT]
 import argparse
 import json
 import os
+import statistics
 import struct
 import subprocess
 import sys
@@ -498,7 +499,8 @@ def main():
             print("round %d: %s (%s)" % (rnd + 1, side, py), file=sys.stderr)
             r = run_child(py, side, a.quick, a.only)
             per_round[side].append(r)
-            results[side] = merge(results[side], json.loads(json.dumps(r)))
+            # merge() replaces entries of the dict it keeps: give it its own
+            results[side] = merge(results[side], dict(r))
 
     def round_ratios(r, other, other_key=None):
         # other p50 / ours p50 within each round: sides measured a minute
@@ -545,7 +547,7 @@ def main():
             line += " vs 1.0.1: %6.2fx (best p50s)" % ratio
             rr = round_ratios(r, "old", "lat_64" if r == "lat_64_frame" else None)
             if rr:
-                med = rr[len(rr) // 2] if len(rr) % 2 else (rr[len(rr) // 2 - 1] + rr[len(rr) // 2]) / 2
+                med = statistics.median(rr)
                 line += ", per round median %.2fx (%.2f-%.2f)" % (med, rr[0], rr[-1])
                 ratio = med
             if r in targets:
@@ -555,7 +557,6 @@ def main():
         print(line)
     if a.json:
         results["per_round"] = per_round
-    if a.json:
         with open(a.json, "w") as fh:
             json.dump(results, fh, indent=1)
     return 0
