@@ -41,9 +41,12 @@
 
 struct lat_side {
   alignas(64) _Atomic uint64_t ack; /* reader-written line */
+  /* seq-only mode: t0, ordered by publish. On its own line: the producer
+   * writes it inside the timed window, and a reader that shared the line
+   * (for the fields below) would wait for one more transfer every frame. */
+  alignas(64) _Atomic uint64_t t0_copy;
   alignas(64) _Atomic uint32_t ready;
   _Atomic int32_t err;
-  _Atomic uint64_t t0_copy; /* seq-only mode: t0, ordered by publish */
   uint64_t total, warm, bytes;
   int wait_mode;
   int seq_only; /* stop the clock when frame_seq moves; read no frame */
