@@ -383,7 +383,9 @@ typedef struct shmx_frame_stream {
 typedef struct shmx_frame {
   uint64_t frame_id;
   double sim_time;
-  uint64_t publish_ns;     /* CLOCK_MONOTONIC ns at publish */
+  uint64_t publish_ns;     /* CLOCK_MONOTONIC ns at publish (read through
+                              the TSC where sound: within ~0.1 us of
+                              shmx_now_ns(); never falls between frames) */
   uint64_t payload_bytes;  /* sum of stream bytes */
   uint32_t tlv_count;      /* number of streams = entries in streams[] */
   uint32_t slot;           /* frame slot index (internal use) */

@@ -104,10 +104,28 @@ uint64_t shmx__mono_ns(void);
  * Used for heartbeats and probe intervals on the read path. */
 uint64_t shmx__mono_coarse_ns(void);
 uint64_t shmx__real_ns(void);
+
+/* ---- stamp.c ----------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC for publish stamps: one RDTSC on a fitted line where the
+ * TSC is a sound time base (within ~0.1 us of shmx__mono_ns(); see stamp.c),
+ * else shmx__mono_ns(). Thread-safe. Not monotonic across re-anchors by
+ * more than that error: callers that need it clamp. */
+uint64_t shmx__stamp_ns(void);
+/* 1 once stamps come from the TSC (for tests and diagnostics). */
+int shmx__stamp_tsc(void);
 /* 64 random bits from the OS (getrandom), never 0. */
 uint64_t shmx__random64(void);
 /* Sleep for ns (used only in slow retry paths, never in publish/read). */
 void shmx__sleep_ns(uint64_t ns);
+/* Cache hints (no effect on results; never fault). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SHMX__PREFETCH(p) __builtin_prefetch((p), 0)
+#define SHMX__PREFETCH_W(p) __builtin_prefetch((p), 1)
+#else
+#define SHMX__PREFETCH(p) ((void)(p))
+#define SHMX__PREFETCH_W(p) ((void)(p))
+#endif
 static inline void shmx__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();

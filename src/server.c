@@ -38,6 +38,7 @@ struct shmx_server {
   uint32_t latest;         /* slot of the newest frame, SHMX__NO_SLOT */
   uint64_t *slot_fid;      /* frame id each slot holds (0 = none) */
   uint64_t last_sweep_ns;
+  uint64_t last_stamp;     /* publish_ns of the newest frame (never falls) */
   uint8_t *msgbuf;
   uint64_t msgbuf_cap;
   uint32_t poll_rr;
@@ -465,7 +466,11 @@ int shmx_server_publish(shmx_server *srv, double sim_time, uint64_t *frame_id) {
   const shmx__seg *s = &srv->seg;
   struct shmx__hdr *h = shmx__hdr(s);
   struct shmx__slotdesc *d = shmx__slot(s, srv->cur);
-  uint64_t fid = srv->cur_fid, now = shmx__mono_ns();
+  /* The stamp: CLOCK_MONOTONIC via the TSC where that is sound (stamp.c),
+   * never earlier than the previous frame's. */
+  uint64_t fid = srv->cur_fid, now = shmx__stamp_ns();
+  if (now < srv->last_stamp) now = srv->last_stamp;
+  srv->last_stamp = now;
   SHMX__ST(d->frame_id, fid);
   shmx__st_f64(&d->sim_time, sim_time);
   SHMX__ST(d->publish_ns, now);
