@@ -34,9 +34,11 @@ struct shmx_client {
   uint64_t last_id;            /* last frame returned */
   uint32_t *pinref;            /* per frame slot: frames we hold there */
   shmx_frame_stream **fs;      /* per frame slot: parsed record table */
-  struct held { shmx_frame f; uint32_t gen; } *held; /* per frame slot: the
-                                  frame last fully read there, and the schema
-                                  generation it was parsed with */
+  struct held { shmx_frame f; uint32_t gen; uint64_t used; } *held; /* per
+                                  frame slot: the frame last fully read there
+                                  (frame_id 0: none), the schema generation
+                                  and the record area size fs[] was parsed
+                                  with */
   shmx_frame_stream *copy_fs;   /* record table of the last copied frame */
   uint64_t probe_ns, probe_seq;
 };
@@ -237,6 +239,26 @@ static const char *load_meta(const shmx__geom *g, struct shmx__slotdesc *d, uint
   return NULL;
 }
 
+/* 1 if the records in slot s (read under the caller's seqlock) are the ones
+ * table was parsed from for hd's frame: same schema, sizes and record
+ * headers, hence the same parse. A producer that sends the same streams
+ * every frame skips the parse and its schema lookups. */
+static int same_records(const struct held *hd, uint32_t gen, const slot_meta *m,
+                        const shmx_frame_stream *table) {
+  if (hd->f.frame_id == 0 || hd->gen != gen || hd->used != m->used ||
+      hd->f.tlv_count != m->tlv || hd->f.payload_bytes != m->payload)
+    return 0;
+  for (uint32_t k = 0; k < m->tlv; k++) {
+    const shmx_frame_stream *e = &table[k];
+    const struct shmx__tlv *t =
+        (const struct shmx__tlv *)(const void *)(e->data - SHMX__TLV_HDR);
+    if (SHMX__LD(t->type) != SHMX_TLV_FRAME_STREAM || SHMX__LD(t->stream_id) != e->stream_id ||
+        SHMX__LD(t->elem_count) != e->elem_count || SHMX__LD(t->bytes) != e->bytes)
+      return 0;
+  }
+  return 1;
+}
+
 /* The error for frame fid in slot s, found bad for `why`. */
 static int bad_frame(const shmx__seg *seg, uint64_t fid, uint32_t s, const char *why) {
   if (strcmp(why, "checksum") == 0)
@@ -291,7 +313,10 @@ static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
     }
   }
   const uint8_t *base = shmx__frame_data(seg, s);
-  if (!why) why = parse_records(cl, base, m.used, m.tlv, m.payload, cl->fs[s]);
+  if (!why && !same_records(hd, cl->schema.gen, &m, cl->fs[s])) {
+    hd->f.frame_id = 0; /* fs[s] is being rewritten */
+    why = parse_records(cl, base, m.used, m.tlv, m.payload, cl->fs[s]);
+  }
   if (!why && (g->flags & SHMX_CREATE_CRC32C) &&
       shmx__crc32c(0, base, (size_t)m.used) != m.checksum)
     why = "checksum";
@@ -309,6 +334,7 @@ static int read_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f) {
   fill_frame(f, fid, &m, s, cl->fs[s]);
   hd->f = *f;
   hd->gen = cl->schema.gen;
+  hd->used = m.used;
   return 0;
 }
 
@@ -375,9 +401,27 @@ static void account(shmx_client *cl, const shmx_frame *f) {
                           memory_order_relaxed);
 }
 
+/* Start the transfers a read of the latest frame will wait for, so that
+ * they overlap each other and the bookkeeping before them: the slot
+ * descriptor (for writing when we will pin it), the first record header and
+ * the first line of its data. Only a hint: nothing is read here, and the
+ * slot number is checked before use. */
+static inline void prefetch_latest(const shmx_client *cl, int pinning) {
+  uint32_t s = atomic_load_explicit(&shmx__hdr(&cl->seg)->latest_slot, memory_order_relaxed);
+  if (s >= cl->seg.g.slots) return;
+  const uint8_t *data = shmx__frame_data(&cl->seg, s);
+  if (pinning)
+    SHMX__PREFETCH_W(shmx__slot(&cl->seg, s));
+  else
+    SHMX__PREFETCH(shmx__slot(&cl->seg, s));
+  SHMX__PREFETCH(data);
+  SHMX__PREFETCH(data + SHMX__TLV_HDR);
+}
+
 /* Latest frame; newer_only: NOFRAME unless newer than the last returned.
  * With buf, copied into it (copy_slot) instead of held (read_slot). */
 static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only, uint8_t *buf, size_t cap) {
+  prefetch_latest(cl, buf == NULL);
   uint64_t now = shmx__mono_coarse_ns();
   int rc = pre_read(cl, now);
   if (rc < 0) return rc;

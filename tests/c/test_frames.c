@@ -308,6 +308,51 @@ TEST(copy_latest) {
   shmx_server_destroy(s);
 }
 
+/* The reader reuses a slot's parsed record table while the records there
+ * are unchanged; any change of stream, order, count or schema must show. */
+TEST(record_table_follows_each_frame) {
+  const char *n = harness_name("rt");
+  shmx_server *s = mk(n, 3, 0);
+  CHECK(s);
+  shmx_client *c;
+  CHECK_OK(shmx_client_open(n, &c));
+  /* Layouts of 24 bytes per record, so sizes alone never tell them apart:
+   * stream 1 = 3 x u64, 2 = 2 x 12 B, 3 = 24 x u8, and 4 (added now) =
+   * 3 x u64 again: 1 and 4 differ in nothing but the id. */
+  shmx_stream_spec twin = {4, "twin", SHMX_DT_U64, 1, SHMX_LAYOUT_SOA_SCALAR, 8, NULL, 0};
+  CHECK_OK(shmx_server_add_stream(s, &twin));
+  static const uint32_t lay[7][2] = {{1, 0}, {4, 0}, {2, 0}, {3, 0}, {1, 3}, {3, 1}, {4, 3}};
+  static const uint64_t count[5] = {0, 3, 2, 24, 3};
+  for (uint64_t k = 1; k <= 60; k++) {
+    const uint32_t *l = lay[(k * 5) % 7]; /* the same slot sees every layout */
+    uint8_t bytes[24];
+    memset(bytes, (int)k, sizeof bytes);
+    CHECK_OK(shmx_server_begin(s));
+    for (int r = 0; r < 2 && l[r]; r++)
+      CHECK_OK(shmx_server_append(s, l[r], bytes, 24, count[l[r]]));
+    if (k == 30) { /* the schema grows: tables are parsed again */
+      shmx_stream_spec extra = {5, "extra", SHMX_DT_U8, 1, SHMX_LAYOUT_SOA_SCALAR, 1, NULL, 0};
+      CHECK_OK(shmx_server_add_stream(s, &extra));
+    }
+    CHECK_OK(shmx_server_publish(s, 0.0, NULL));
+    shmx_frame f;
+    CHECK_OK(shmx_client_latest(c, &f));
+    CHECK_EQ(f.frame_id, k);
+    CHECK_EQ(f.tlv_count, l[1] ? 2 : 1);
+    for (uint32_t r = 0; r < f.tlv_count; r++) {
+      CHECK_EQ(f.streams[r].stream_id, l[r]);
+      CHECK_EQ(f.streams[r].index, l[r] - 1);
+      CHECK_EQ(f.streams[r].elem_count, count[l[r]]);
+      CHECK_EQ(f.streams[r].bytes, 24);
+      CHECK_EQ(f.streams[r].data[0], (uint8_t)k);
+      CHECK_EQ(f.streams[r].data[23], (uint8_t)k);
+    }
+    shmx_frame_release(c, &f);
+  }
+  shmx_client_close(c);
+  shmx_server_destroy(s);
+}
+
 int main(void) {
   RUN(roundtrip);
   RUN(append_errors);
@@ -315,5 +360,6 @@ int main(void) {
   RUN(prefaulted_publish);
   RUN(relatest_held_frame);
   RUN(copy_latest);
+  RUN(record_table_follows_each_frame);
   return harness_done();
 }
