@@ -311,7 +311,7 @@ TEST(copy_latest) {
 /* The reader reuses a slot's parsed record table while the records there
  * are unchanged; any change of stream, order, count or schema must show. */
 TEST(record_table_follows_each_frame) {
-  const char *n = harness_name("rt");
+  const char *n = harness_name("tbl");
   shmx_server *s = mk(n, 3, 0);
   CHECK(s);
   shmx_client *c;
