@@ -56,6 +56,9 @@ static struct {
   _Atomic uint64_t tsc0, ns0, mult, ticks; /* ticks: validity from tsc0 */
 } cal;
 
+/* Set once the TSC is found unsound: stamps then skip the lock. */
+static _Atomic int off;
+
 /* Calibration state, only under `lock`. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int usable;                      /* 0 unknown, 1 yes, -1 no */
@@ -118,16 +121,13 @@ static void publish_cal(uint64_t tsc0, uint64_t ns0, uint64_t mult, uint64_t tic
 static uint64_t recalibrate(void) {
   if (pthread_mutex_trylock(&lock) != 0) return shmx__mono_ns();
   if (usable == 0) usable = tsc_sound() ? 1 : -1;
-  if (usable < 0) {
+  uint64_t tsc = 0, ns;
+  if (usable > 0) anchor(&tsc, &ns);
+  if (tsc == 0) { /* not sound, or the TSC went backwards: for good */
+    usable = -1;
+    atomic_store_explicit(&off, 1, memory_order_relaxed);
     pthread_mutex_unlock(&lock);
     return shmx__mono_ns();
-  }
-  uint64_t tsc, ns;
-  anchor(&tsc, &ns);
-  if (tsc == 0) {
-    usable = -1;
-    pthread_mutex_unlock(&lock);
-    return ns;
   }
   if (base_ns == 0 || tsc <= base_tsc || ns <= base_ns) { /* first anchor */
     base_tsc = cand_tsc = tsc;
@@ -163,7 +163,8 @@ static uint64_t recalibrate(void) {
 
 uint64_t shmx__stamp_ns(void) {
   uint32_t q = atomic_load_explicit(&cal.seq, memory_order_acquire);
-  if (q == 0 || (q & 1)) return recalibrate();
+  if (q == 0 || (q & 1))
+    return atomic_load_explicit(&off, memory_order_relaxed) ? shmx__mono_ns() : recalibrate();
   uint64_t tsc0 = atomic_load_explicit(&cal.tsc0, memory_order_relaxed);
   uint64_t ns0 = atomic_load_explicit(&cal.ns0, memory_order_relaxed);
   uint64_t mult = atomic_load_explicit(&cal.mult, memory_order_relaxed);
