@@ -19,6 +19,7 @@
  * library would otherwise wait 200 ms for the producer to finish create.
  */
 #include <sys/file.h>
+#include <sys/stat.h>
 
 #include "fuzz_common.h"
 
@@ -115,7 +116,23 @@ static void whole_image(fz_in *in, uint8_t mode) {
   if (seg == MAP_FAILED) abort();
   memcpy(seg, img, len);
   force_live(seg, size);
-  if (mode & 2) flock(fd, LOCK_EX | LOCK_NB); /* a live owner */
+  /* The session's lock file, recorded in the header as create would, so a
+   * client gets past attach to the read calls. */
+  char lpath[160];
+  snprintf(lpath, sizeof lpath, "/dev/shm/.%s%s.lock", SHMX_SEGMENT_PREFIX, fz_name());
+  int lfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  struct stat lst;
+  if (lfd < 0 || fstat(lfd, &lst) != 0) abort();
+  if (mode & 4) {
+    uint64_t v = (uint64_t)lst.st_dev;
+    memcpy(seg + offsetof(struct shmx__hdr, lock_dev), &v, 8);
+    v = (uint64_t)lst.st_ino;
+    memcpy(seg + offsetof(struct shmx__hdr, lock_ino), &v, 8);
+  }
+  if (mode & 2) { /* a live owner: the producer's write lock on byte 0 */
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    (void)fcntl(fd, F_OFD_SETLK, &fl);
+  }
   inspect_calls();
   shmx_client *cl = NULL;
   if (shmx_client_open(fz_name(), &cl) == 0) {
@@ -125,6 +142,8 @@ static void whole_image(fz_in *in, uint8_t mode) {
   sink += (unsigned)shmx_channel_owner_alive(fz_name());
   munmap(seg, size);
   unlink(path);
+  unlink(lpath);
+  close(lfd);
   close(fd);
 }
 

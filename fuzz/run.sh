@@ -31,7 +31,7 @@ for t in segment control; do
   wait $pid
   rc=$?
   # each fuzzing process names its channel fz-<pid>; remove what a crash left
-  rm -f "/dev/shm/shmx.fz-$pid"
+  rm -f "/dev/shm/shmx.fz-$pid" "/dev/shm/.shmx.fz-$pid.lock"
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$t.log")
   cov=$(grep -o 'cov: [0-9]*' "$work/$t.log" | tail -n1)

@@ -62,7 +62,7 @@ extern "C" {
 #define SHMX_VERSION_STRING "2.0.0"
 
 /* Segment format version. A reader refuses a segment with another major. */
-#define SHMX_FORMAT_MAJOR 1
+#define SHMX_FORMAT_MAJOR 2
 #define SHMX_FORMAT_MINOR 0
 
 /* Library version packed as (major << 16 | minor << 8 | patch). */

@@ -80,9 +80,10 @@ enum shmx_wm_kind {
 
 typedef struct shmx_wm_config {
   uint32_t kind;        /* enum shmx_wm_kind */
-  uint64_t window_size; /* sliding: max bytes per window, rounded down to the
-                           allocation granularity (at least one granule);
-                           0 = whole file. Ignored by STATIC. */
+  uint64_t window_size; /* sliding: max bytes per window, capped at
+                           max_memory, then rounded UP to whole allocation
+                           granules (as smmap does); 0 = whole file.
+                           Ignored by STATIC. */
   uint64_t max_memory;  /* 0 = default: 8 GiB (1 GiB on 32-bit) */
   uint64_t max_handles; /* 0 = default: half the RLIMIT_NOFILE soft limit
                            read at create time, between 1 and 32768 */

@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "control.h"
+#include "owner.h"
 #include "registry.h"
 #include "schema.h"
 #include "segment.h"
@@ -82,6 +82,13 @@ int shmx_client_open(const char *name, shmx_client **out) {
                    (int)cl->seg.owner_pid);
     goto fail;
   }
+  if (cl->seg.lock_fd < 0) {
+    /* A live producer whose lock file is not the one its header names: it
+     * was replaced between our two opens (a restart), or tampered with. */
+    rc = shmx__err(SHMX_E_RESTARTED, "channel '%s': its lock file belongs to "
+                   "another session; open again", name);
+    goto fail;
+  }
   cl->pinref = calloc(cl->seg.g.slots, sizeof *cl->pinref);
   cl->fs = calloc(cl->seg.g.slots, sizeof *cl->fs);
   cl->held = calloc(cl->seg.g.slots, sizeof *cl->held);
@@ -137,7 +144,7 @@ static inline int reaped(const shmx_client *cl) {
 /* We were reaped: drop our lock identity (a newcomer may want it) and
  * report it. Idempotent. */
 static int on_reaped(shmx_client *cl) {
-  shmx__byte_unlock(cl->seg.fd, shmx__reg_lock_off(&cl->seg, cl->slot, cl->lock_k));
+  shmx__byte_unlock(cl->seg.lock_fd, shmx__reg_lock_off(&cl->seg, cl->slot, cl->lock_k));
   return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu was reaped",
                    cl->seg.name, (unsigned long long)cl->id);
 }
@@ -586,15 +593,11 @@ int shmx_client_heartbeat(shmx_client *cl) {
 
 /* 1 if `name` now names a different segment than ours. */
 static int name_moved(const shmx_client *cl) {
-  char path[SHMX_NAME_MAX + 16];
-  shmx__seg_path(cl->seg.name, path, sizeof path);
-  int fd = shmx__shm_open(path, O_RDONLY, 0);
-  if (fd < 0) return 0;
-  struct stat st;
-  int moved = fstat(fd, &st) == 0 && ((uint64_t)st.st_ino != cl->seg.ino ||
-                                      (uint64_t)st.st_dev != cl->seg.dev);
-  shmx__close(fd);
-  return moved;
+  char file[SHMX__FILE_CAP];
+  shmx__seg_file(cl->seg.name, file, sizeof file);
+  shmx__fid id;
+  if (shmx__shm_stat(file, &id) != 0) return 0;
+  return id.ino != cl->seg.ino || id.dev != cl->seg.dev;
 }
 
 int shmx_client_status(shmx_client *cl) {

@@ -54,6 +54,12 @@ enum { SHMX__RD_FREE = 0, SHMX__RD_CLAIMING = 1, SHMX__RD_ACTIVE = 2 };
 
 #define SHMX__NO_SLOT 0xFFFFFFFFu
 #define SHMX__LOCK_BYTES 8u /* liveness lock identities per reader slot */
+/* Reader lock identities live in the lock file (owner.h), not the segment:
+ * session s uses bytes [BASE + (s mod 2^30) * SPAN, ... + SPAN), so readers
+ * of an earlier session that still hold theirs never collide with this
+ * one's. */
+#define SHMX__RLOCK_BASE 4096u
+#define SHMX__RLOCK_SPAN (SHMX__MAX_READERS * SHMX__LOCK_BYTES)
 
 /*
  * Header. Lines 0-1 are immutable once state leaves INIT (written by create
@@ -104,7 +110,10 @@ struct shmx__hdr {
   uint32_t pad4a;              /* 260 */
   _Atomic uint64_t next_reader_id;    /* 264 last reader id handed out */
   uint8_t pad4[48];            /* 272 */
-  uint8_t reserved[SHMX__HDR_BYTES - 320]; /* 320 zero */
+  /* line 5: the session's lock file (immutable; see owner.h) */
+  uint64_t lock_dev;           /* 320 device and inode of .shmx.NAME.lock */
+  uint64_t lock_ino;           /* 328 */
+  uint8_t reserved[SHMX__HDR_BYTES - 336]; /* 336 zero */
 };
 
 /* Frame slot descriptor: a seqlock. seq == 2*frame_id when slot holds a
@@ -149,9 +158,12 @@ struct shmx__reader {
   _Atomic uint32_t state;      /* 56  SHMX__RD_* */
   _Atomic uint32_t waiting;    /* 60  1 while counted in header.waiters */
   _Atomic uint64_t ring_head;  /* 64  bytes ever written by the reader */
-  _Atomic uint32_t lock_byte;  /* 72  which of the slot's 8 lock bytes the
-                                       owner holds (0..7) */
-  uint8_t pad1[52];            /* 76 */
+  _Atomic uint32_t lock_byte;  /* 72  which of the slot's 8 lock identities
+                                       the owner holds (0..7) */
+  uint32_t pad1a;              /* 76 */
+  uint64_t pid_start;          /* 80  the reader process's start time, for
+                                       monitors that cannot see its lock */
+  uint8_t pad1[40];            /* 88 */
   _Atomic uint64_t ring_tail;  /* 128 bytes ever consumed by the producer */
   _Atomic uint64_t ring_resets;/* 136 times the producer reset this ring */
   uint8_t pad2[48];            /* 144 */
@@ -214,7 +226,9 @@ SHMX__OFF(shmx__hdr, wake_word, 192);
 SHMX__OFF(shmx__hdr, waiters, 196);
 SHMX__OFF(shmx__hdr, readers_connected, 256);
 SHMX__OFF(shmx__hdr, next_reader_id, 264);
-SHMX__OFF(shmx__hdr, reserved, 320);
+SHMX__OFF(shmx__hdr, lock_dev, 320);
+SHMX__OFF(shmx__hdr, lock_ino, 328);
+SHMX__OFF(shmx__hdr, reserved, 336);
 static_assert(sizeof(struct shmx__hdr) == SHMX__HDR_BYTES, "header size");
 
 SHMX__OFF(shmx__slotdesc, seq, 0);
@@ -246,6 +260,7 @@ SHMX__OFF(shmx__reader, state, 56);
 SHMX__OFF(shmx__reader, waiting, 60);
 SHMX__OFF(shmx__reader, ring_head, 64);
 SHMX__OFF(shmx__reader, lock_byte, 72);
+SHMX__OFF(shmx__reader, pid_start, 80);
 SHMX__OFF(shmx__reader, ring_tail, 128);
 SHMX__OFF(shmx__reader, ring_resets, 136);
 static_assert(sizeof(struct shmx__reader) == SHMX__READER_STRIDE, "reader");

@@ -58,11 +58,28 @@ static inline bool shmx__range_ok(uint64_t off, uint64_t len, uint64_t size) {
 
 /* ---- posix/shm.c: shared memory and files ------------------------------ */
 
-/* Segment path name for channel `name` ("/shmx.<name>") into buf. */
-int shmx__seg_path(const char *name, char *buf, size_t cap);
-/* shm_open with O_CLOEXEC; retries EINTR. Returns fd or -errno. */
-int shmx__shm_open(const char *segname, int oflag, unsigned mode);
-int shmx__shm_unlink(const char *segname);
+/* Identity and attributes of a file. */
+typedef struct shmx__fid {
+  uint64_t dev, ino, size;
+  uint32_t uid, mode; /* owner; permission bits */
+  int regular;
+} shmx__fid;
+static inline bool shmx__fid_same(const shmx__fid *a, const shmx__fid *b) {
+  return a->dev == b->dev && a->ino == b->ino;
+}
+/* Open file `file` of the shared-memory directory (O_NOFOLLOW, O_NONBLOCK,
+ * O_CLOEXEC; retries EINTR) and fill *id if not NULL. Returns the fd,
+ * -errno, or SHMX_E_CORRUPT (detail set) for a symlink, FIFO, socket,
+ * device or directory: never follows a link, never blocks. */
+int shmx__shm_open(const char *file, int oflag, unsigned mode, shmx__fid *id);
+/* lstat of `file` in the shared-memory directory. 0 or -errno. */
+int shmx__shm_stat(const char *file, shmx__fid *id);
+int shmx__shm_unlink(const char *file);
+int shmx__fd_stat(int fd, shmx__fid *id);
+int shmx__fd_chmod(int fd, unsigned mode);
+/* Change the owner (only root can give a file away). */
+int shmx__fd_chown(int fd, uint32_t uid);
+uint32_t shmx__euid(void);
 /* Size of an open file in bytes, or -errno. */
 int shmx__fd_size(int fd, uint64_t *size);
 int shmx__fd_truncate(int fd, uint64_t size);
@@ -73,17 +90,15 @@ int shmx__map(int fd, uint64_t off, uint64_t len, int prot, bool populate,
               void **out);
 void shmx__unmap(void *p, uint64_t len);
 void shmx__close(int fd);
-/* flock(): excl or shared, non-blocking. 0, -EWOULDBLOCK or -errno. */
-int shmx__lock(int fd, bool excl);
-void shmx__unlock(int fd);
-/* Open-file-description byte locks (fcntl F_OFD_*): a reader holds a write
- * lock on one byte of its reader slot while attached. They die with the
- * process, ignore pid namespaces and pid reuse. 0, -EAGAIN (held by
- * another), or -errno. */
+/* Open-file-description WRITE locks on one byte (fcntl F_OFD_*), the
+ * evidence of liveness (see owner.h). They die with the process, ignore pid
+ * namespaces and pid reuse, and need a descriptor open for writing.
+ * Non-blocking: 0, -EAGAIN (held by another), or -errno. */
 int shmx__byte_lock(int fd, uint64_t off);
 void shmx__byte_unlock(int fd, uint64_t off);
-/* 1 if another open file description holds a lock on the byte, 0 if not,
- * -errno if it cannot be told. */
+/* 1 if another open file description holds a WRITE lock on the byte, 0 if
+ * none (read locks, which read-only users can take, do not count), -errno
+ * if it cannot be told. */
 int shmx__byte_locked(int fd, uint64_t off);
 /* The directory listing POSIX shared memory ("/dev/shm" on Linux). */
 const char *shmx__shm_dir(void);
@@ -98,6 +113,9 @@ int shmx__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
 void shmx__futex_wake(_Atomic uint32_t *addr, int n);
 /* 1 if process pid exists, 0 if not, -1 if it cannot be told. */
 int shmx__pid_alive(int32_t pid);
+/* Start time of process pid (opaque, stable for the process's life; 0 if
+ * unknown), so that a reused pid is told apart from the original. */
+uint64_t shmx__pid_start(int32_t pid);
 int32_t shmx__getpid(void);
 uint64_t shmx__mono_ns(void);
 /* CLOCK_MONOTONIC_COARSE: same base, a few ms behind, a quarter the cost.

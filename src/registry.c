@@ -22,18 +22,19 @@ int shmx__reg_claim(const shmx__seg *s, uint32_t *slot, uint64_t *id,
      * the one it had). */
     uint32_t k = 0;
     while (k < SHMX__LOCK_BYTES &&
-           shmx__byte_lock(s->fd, shmx__reg_lock_off(s, i, k)) != 0)
+           shmx__byte_lock(s->lock_fd, shmx__reg_lock_off(s, i, k)) != 0)
       k++;
     if (k == SHMX__LOCK_BYTES) continue;
     uint64_t zero = 0;
     if (!atomic_compare_exchange_strong(&r->owner, &zero, me)) {
-      shmx__byte_unlock(s->fd, shmx__reg_lock_off(s, i, k));
+      shmx__byte_unlock(s->lock_fd, shmx__reg_lock_off(s, i, k));
       continue;
     }
     atomic_store(&r->lock_byte, k);
     atomic_store(&r->state, SHMX__RD_CLAIMING);
     atomic_fetch_add(&r->generation, 1);
     SHMX__ST(r->pid, shmx__getpid());
+    SHMX__ST(r->pid_start, shmx__pid_start(shmx__getpid()));
     uint64_t now = shmx__mono_ns();
     atomic_store(&r->heartbeat_ns, now);
     atomic_store(&r->last_frame_seen, 0);
@@ -91,7 +92,7 @@ void shmx__reg_release(const shmx__seg *s, uint32_t slot, uint64_t id,
     uint64_t expect = id; /* fails harmlessly if the reaper got here first */
     atomic_compare_exchange_strong(&r->owner, &expect, 0);
   }
-  shmx__byte_unlock(s->fd, shmx__reg_lock_off(s, slot, k));
+  shmx__byte_unlock(s->lock_fd, shmx__reg_lock_off(s, slot, k));
 }
 
 int shmx__reg_alive(const shmx__seg *s, uint32_t slot) {
@@ -100,11 +101,21 @@ int shmx__reg_alive(const shmx__seg *s, uint32_t slot) {
    * slot's lock byte is the previous owner's: say "unknown". */
   if (atomic_load_explicit(&r->state, memory_order_acquire) == SHMX__RD_FREE)
     return -1;
-  uint32_t k = atomic_load(&r->lock_byte);
-  if (k >= SHMX__LOCK_BYTES) return -1; /* scribbled */
-  int held = shmx__byte_locked(s->fd, shmx__reg_lock_off(s, slot, k));
-  if (held >= 0) return held;
-  return shmx__pid_alive(SHMX__LD(r->pid));
+  if (s->lock_fd >= 0) {
+    uint32_t k = atomic_load(&r->lock_byte);
+    if (k >= SHMX__LOCK_BYTES) return -1; /* scribbled */
+    int held = shmx__byte_locked(s->lock_fd, shmx__reg_lock_off(s, slot, k));
+    if (held >= 0) return held;
+  }
+  /* A monitor (no lock file): the pid, told apart from a reused one by its
+   * start time. Only reported, never acted on: the producer reaps by locks.
+   * A reader in another pid namespace reads as unknown or gone here. */
+  int32_t pid = SHMX__LD(r->pid);
+  int alive = shmx__pid_alive(pid);
+  if (alive != 1) return alive;
+  uint64_t want = SHMX__LD(r->pid_start), now = shmx__pid_start(pid);
+  if (want == 0 || now == 0) return -1;
+  return want == now;
 }
 
 int shmx__reg_reap_stuck(const shmx__seg *s, uint32_t slot) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "owner.h"
 #include "segment.h"
 
 static bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
@@ -132,32 +133,49 @@ int shmx__geom_from_header(const struct shmx__hdr *h, uint64_t file_size,
 }
 
 int shmx__seg_owner_alive(int fd) {
-  int r = shmx__lock(fd, false);
-  if (r == 0) { /* nobody holds it exclusively: the producer is gone */
-    shmx__unlock(fd);
+  int r = shmx__owner_alive_fd(fd);
+  return r < 0 ? -1 : r;
+}
+
+/* Open the session's lock file: a reader needs it (its liveness lock), a
+ * monitor uses it if it may. It must be a regular file of the segment's
+ * owner and the very file the producer recorded in the header: a file of
+ * a later session (the producer restarted between our two opens) is not
+ * ours. Leaves s->lock_fd -1 if it cannot be had; returns -EACCES if a
+ * writer may not open it (the modes were changed by hand). */
+static int open_lock_file(shmx__seg *s, const struct shmx__hdr *h, int ro) {
+  char file[SHMX__FILE_CAP];
+  shmx__lock_file(s->name, file, sizeof file);
+  shmx__fid id;
+  int fd = shmx__shm_open(file, ro ? O_RDONLY : O_WRONLY, 0, &id);
+  if (fd == -EACCES && ro) fd = shmx__shm_open(file, O_WRONLY, 0, &id);
+  if (fd < 0) return ro || fd != -EACCES ? 0 : fd;
+  if (id.uid != s->uid || id.dev != h->lock_dev || id.ino != h->lock_ino) {
+    shmx__close(fd);
     return 0;
   }
-  return r == -EWOULDBLOCK ? 1 : -1;
+  s->lock_fd = fd;
+  return 0;
 }
 
 int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
-  char path[SHMX_NAME_MAX + 16];
+  char path[SHMX__FILE_CAP];
   int rc;
   memset(s, 0, sizeof *s);
-  s->fd = -1;
+  s->fd = s->lock_fd = -1;
   if ((rc = shmx_name_check(name))) return rc;
-  shmx__seg_path(name, path, sizeof path);
+  shmx__seg_file(name, path, sizeof path);
   snprintf(s->name, sizeof s->name, "%s", name);
   int ro = mode == SHMX__ATTACH_RO;
-  int fd = shmx__shm_open(path, ro ? O_RDONLY : O_RDWR, 0);
+  shmx__fid id;
+  int fd = shmx__shm_open(path, ro ? O_RDONLY : O_RDWR, 0, &id);
   if (fd == -ENOENT) return shmx__err(SHMX_E_NOCHANNEL, "channel '%s'", name);
+  if (fd == SHMX_E_CORRUPT) return fd; /* not a regular file: detail set */
   if (fd < 0) return shmx__syserr(-fd, "channel '%s': open", name);
   s->fd = fd;
-  struct stat st;
-  if (fstat(fd, &st) == 0) {
-    s->dev = (uint64_t)st.st_dev;
-    s->ino = (uint64_t)st.st_ino;
-  }
+  s->dev = id.dev;
+  s->ino = id.ino;
+  s->uid = id.uid;
 
   /* Wait briefly for a producer that is still initialising the segment. */
   struct shmx__hdr h;
@@ -190,6 +208,10 @@ int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
   s->session_id = h.session_id;
   s->owner_pid = h.owner_pid;
   s->writable = !ro;
+  if ((rc = open_lock_file(s, &h, ro))) {
+    rc = shmx__syserr(-rc, "channel '%s': open its lock file", name);
+    goto fail;
+  }
   void *p;
   if ((rc = shmx__map(fd, 0, s->g.frames_off, ro ? 1 : 3, !ro, &p)))
     goto fail_sys;
@@ -209,7 +231,8 @@ fail_sys:
   rc = shmx__syserr(-rc, "channel '%s': map", name);
 fail:
   shmx__close(fd);
-  s->fd = -1;
+  shmx__close(s->lock_fd);
+  s->fd = s->lock_fd = -1;
   return rc;
 }
 
@@ -217,8 +240,9 @@ void shmx__seg_detach(shmx__seg *s) {
   if (s->ctl) shmx__unmap(s->ctl, s->g.frames_off);
   if (s->frames) shmx__unmap(s->frames, s->g.total - s->g.frames_off);
   shmx__close(s->fd);
+  shmx__close(s->lock_fd);
   s->ctl = s->frames = NULL;
-  s->fd = -1;
+  s->fd = s->lock_fd = -1;
 }
 
 uint32_t shmx__slot_pins(const shmx__seg *s, uint32_t i) {

@@ -24,8 +24,11 @@ typedef struct shmx__geom {
 
 typedef struct shmx__seg {
   int fd;
+  int lock_fd;             /* the session's lock file (owner.h), -1 if we
+                              could not open it (a monitor) */
   int writable;            /* control part mapped read-write */
-  int is_owner;            /* we are the producer: fd holds LOCK_EX */
+  int is_owner;            /* we are the producer: fd holds the owner lock */
+  uint32_t uid;            /* owner of the segment file */
   uint8_t *ctl;            /* [0, frames_off): header, schema, slots, readers */
   uint8_t *frames;         /* [frames_off, total): frame data */
   shmx__geom g;
@@ -51,8 +54,8 @@ enum { SHMX__ATTACH_RW = 0, SHMX__ATTACH_RO = 1 };
 int shmx__seg_attach(const char *name, int mode, shmx__seg *s);
 void shmx__seg_detach(shmx__seg *s);
 
-/* 1 if a live producer holds the segment's lock, 0 if not. Never call it
- * on the producer's own fd (flock would convert its exclusive lock). */
+/* 1 if a live producer holds the segment's lock, 0 if not, -1 unknown.
+ * Never on the producer's own fd (its own lock never conflicts). */
 int shmx__seg_owner_alive(int fd);
 
 static inline struct shmx__hdr *shmx__hdr(const shmx__seg *s) {

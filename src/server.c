@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "control.h"
+#include "owner.h"
 #include "registry.h"
 #include "schema.h"
 #include "segment.h"
@@ -22,9 +22,9 @@
 
 struct shmx_server {
   shmx__seg seg;
+  shmx__namelock nl;       /* the session's lock file (seg.lock_fd) */
   uint8_t *base;           /* whole segment, read-write */
   shmx__schema schema;     /* parsed from our own schema area */
-  char path[SHMX_NAME_MAX + 16];
   /* frame in progress */
   int in_frame;
   uint32_t cur;            /* slot being written */
@@ -96,73 +96,101 @@ static int reparse_schema(shmx_server *srv) {
   return 0;
 }
 
-/* 1 if path currently names the file open as fd. */
-static int names_fd(const char *path, int fd) {
-  struct stat a, b;
-  int cur = shmx__shm_open(path, O_RDONLY, 0);
-  if (cur < 0) return 0;
-  int same = fstat(cur, &a) == 0 && fstat(fd, &b) == 0 &&
-             a.st_ino == b.st_ino && a.st_dev == b.st_dev;
-  shmx__close(cur);
-  return same;
-}
-
-/* Open name exclusively: create it, or reclaim it from a dead owner. On
- * success returns an fd we hold LOCK_EX on. */
-static int open_exclusive(const char *name, const char *path, unsigned mode) {
-  for (int attempt = 0; attempt < 200; attempt++) {
-    int fd = shmx__shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
+/* Under the name lock: create the segment file, or reclaim the name from a
+ * dead producer, and take the producer lock. Every creator, remover and
+ * destroyer of the name holds that lock while it probes, unlinks and
+ * creates, so what was probed is what is unlinked and exactly one of many
+ * concurrent creators wins. The file starts 0600 (nobody else can open it
+ * before we hold its lock); create sets the asked mode later. Returns the
+ * segment fd or an error. */
+static int take_name(shmx_server *srv, const char *name, shmx__fid *id) {
+  char file[SHMX__FILE_CAP];
+  shmx__seg_file(name, file, sizeof file);
+  uint32_t uid = shmx__euid();
+  int rc = shmx__name_lock(name, uid, 1, &srv->nl);
+  if (rc) return rc;
+  for (int attempt = 0;; attempt++) {
+    int fd = shmx__shm_open(file, O_RDWR | O_CREAT | O_EXCL, 0600, id);
     if (fd >= 0) {
-      if (shmx__lock(fd, true) == 0 && names_fd(path, fd)) {
-        if (fchmod(fd, (mode_t)mode) < 0) {
-          int e = errno;
-          shmx__shm_unlink(path);
-          shmx__close(fd);
-          return shmx__syserr(e, "channel '%s': chmod", name);
-        }
+      rc = shmx__byte_lock(fd, SHMX__OWNER_LOCK_OFF);
+      if (rc == 0) {
+        shmx__name_release(&srv->nl);
         return fd;
       }
-      /* Before we locked it, someone took our new segment for stale and
-       * locked or unlinked it. Let them have the name and retry. */
       shmx__close(fd);
-      shmx__sleep_ns(1000 * 1000);
-      continue;
+      rc = rc == -EAGAIN ? shmx__err(SHMX_E_EXISTS, "channel '%s': a process of "
+                                     "this user locked the new segment", name)
+                         : shmx__syserr(-rc, "channel '%s': owner lock", name);
+      break;
     }
-    if (fd != -EEXIST) return shmx__syserr(-fd, "channel '%s': create", name);
-    int old = shmx__shm_open(path, O_RDWR, 0);
-    if (old == -ENOENT) continue; /* vanished meanwhile */
+    if (fd == SHMX_E_CORRUPT) { rc = fd; break; } /* detail says what it is */
+    if (fd != -EEXIST || attempt >= 20) {
+      rc = shmx__syserr(-fd, "channel '%s': create", name);
+      break;
+    }
+    shmx__fid old_id;
+    int old = shmx__shm_open(file, O_RDONLY, 0, &old_id);
+    if (old == -ENOENT) continue; /* removed meanwhile (outside the lock) */
+    if (old == SHMX_E_CORRUPT) {
+      rc = shmx__err(SHMX_E_EXISTS, "channel '%s': %s; remove it first", name,
+                     shmx_errmsg());
+      break;
+    }
     if (old < 0) {
-      if (old == -EACCES)
-        return shmx__err(SHMX_E_EACCES, "channel '%s' exists and belongs to "
-                         "another user", name);
-      return shmx__syserr(-old, "channel '%s': open existing", name);
+      rc = old == -EACCES
+               ? shmx__err(SHMX_E_EACCES, "channel '%s' exists and belongs to "
+                           "another user", name)
+               : shmx__syserr(-old, "channel '%s': open existing", name);
+      break;
     }
-    int r = shmx__lock(old, true);
-    if (r == 0) {
-      /* Nobody holds it: the owner is dead. We hold the lock on the stale
-       * inode, so no live producer can be using it; unlink and retry. */
-      shmx__shm_unlink(path);
-      shmx__close(old);
-      continue;
-    }
-    /* Locked: a live producer, or a reader probing a stale segment for a
-     * moment (it holds LOCK_SH briefly). Tell them apart by the pid. */
-    int32_t pid = 0;
-    uint64_t size = 0;
-    if (shmx__fd_size(old, &size) == 0 && size >= SHMX__HDR_BYTES) {
+    int alive = shmx__owner_alive_fd(old);
+    if (alive != 0) {
+      int32_t pid = 0;
       void *hp;
-      if (shmx__map(old, 0, SHMX__HDR_BYTES, 1, false, &hp) == 0) {
+      if (alive == 1 && old_id.size >= SHMX__HDR_BYTES &&
+          shmx__map(old, 0, SHMX__HDR_BYTES, 1, false, &hp) == 0) {
         pid = SHMX__LD(((struct shmx__hdr *)hp)->owner_pid);
         shmx__unmap(hp, SHMX__HDR_BYTES);
       }
+      shmx__close(old);
+      rc = alive == 1 ? shmx__err(SHMX_E_EXISTS, "channel '%s' is owned by live "
+                                  "producer pid %d", name, (int)pid)
+                      : shmx__syserr(-alive, "channel '%s': owner lock probe", name);
+      break;
     }
+    /* Stale: its producer died. Unlink it if the name still names what we
+     * probed (every process that follows this protocol holds the lock). */
+    shmx__fid now;
+    int same = shmx__shm_stat(file, &now) == 0 && shmx__fid_same(&now, &old_id);
     shmx__close(old);
-    if (shmx__pid_alive(pid) != 0 || attempt >= 100)
-      return shmx__err(SHMX_E_EXISTS, "channel '%s' is owned by live producer "
-                       "pid %d", name, (int)pid);
-    shmx__sleep_ns(1000 * 1000);
+    if (same && (rc = shmx__shm_unlink(file)) != 0 && rc != -ENOENT) {
+      rc = rc == -EPERM || rc == -EACCES
+               ? shmx__err(SHMX_E_EACCES, "channel '%s': stale segment of uid %u "
+                           "cannot be removed by uid %u", name,
+                           (unsigned)old_id.uid, (unsigned)uid)
+               : shmx__syserr(-rc, "channel '%s': unlink stale segment", name);
+      break;
+    }
   }
-  return shmx__err(SHMX_E_EXISTS, "channel '%s': could not take ownership", name);
+  shmx__name_close(&srv->nl);
+  return rc;
+}
+
+/* Under the name lock: unlink our segment and the session's lock file if
+ * the names still name them, then close the lock file. */
+static void release_name(shmx_server *srv) {
+  char file[SHMX__FILE_CAP];
+  if (shmx__name_relock(srv->seg.name, &srv->nl) == 1) {
+    shmx__fid now;
+    shmx__seg_file(srv->seg.name, file, sizeof file);
+    if (shmx__shm_stat(file, &now) == 0 && now.ino == srv->seg.ino &&
+        now.dev == srv->seg.dev)
+      shmx__shm_unlink(file);
+    shmx__lock_file(srv->seg.name, file, sizeof file);
+    shmx__shm_unlink(file); /* relock checked that it names ours */
+  }
+  shmx__name_close(&srv->nl);
+  srv->seg.lock_fd = -1;
 }
 
 int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
@@ -201,7 +229,7 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
 
   shmx_server *srv = calloc(1, sizeof *srv);
   if (!srv) return shmx__err(SHMX_E_ENOMEM, "server");
-  srv->seg.fd = -1;
+  srv->seg.fd = srv->seg.lock_fd = srv->nl.fd = -1;
   srv->cur_streams = calloc(g.max_tlv, sizeof *srv->cur_streams);
   srv->slot_fid = calloc(g.slots, sizeof *srv->slot_fid);
   srv->msgbuf_cap = g.ring_bytes * 4;
@@ -210,11 +238,23 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
     rc = shmx__err(SHMX_E_ENOMEM, "server");
     goto fail;
   }
-  shmx__seg_path(name, srv->path, sizeof srv->path);
   snprintf(srv->seg.name, sizeof srv->seg.name, "%s", name);
-  int fd = open_exclusive(name, srv->path, cfg.mode);
+  shmx__fid id;
+  int fd = take_name(srv, name, &id);
   if (fd < 0) { rc = fd; goto fail; }
   srv->seg.fd = fd;
+  srv->seg.lock_fd = srv->nl.fd;
+  srv->seg.dev = id.dev;
+  srv->seg.ino = id.ino;
+  srv->seg.uid = id.uid;
+  /* Now that we hold the producer lock, the asked modes, umask
+   * notwithstanding: the segment's, and the lock file's (its owner plus the
+   * segment's write bits, see owner.h). */
+  if ((rc = shmx__fd_chmod(fd, cfg.mode)) ||
+      (rc = shmx__fd_chmod(srv->nl.fd, shmx__lock_mode(cfg.mode)))) {
+    rc = shmx__syserr(-rc, "channel '%s': chmod", name);
+    goto fail_unlink;
+  }
   if ((rc = shmx__fd_truncate(fd, g.total)) ||
       (!(cfg.flags & SHMX_CREATE_NO_PREFAULT) &&
        (rc = shmx__fd_allocate(fd, g.total)))) {
@@ -236,11 +276,6 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   srv->seg.is_owner = 1;
   srv->seg.session_id = shmx__random64();
   srv->seg.owner_pid = shmx__getpid();
-  struct stat st;
-  if (fstat(fd, &st) == 0) {
-    srv->seg.dev = (uint64_t)st.st_dev;
-    srv->seg.ino = (uint64_t)st.st_ino;
-  }
 
   /* The segment is zero-filled by ftruncate; write header and schema, then
    * publish state=LIVE with release so readers see a complete header. */
@@ -268,6 +303,8 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   h->slotdesc_stride = g.slotdesc_stride;
   h->pin_words = g.pin_words;
   h->max_tlv = g.max_tlv;
+  h->lock_dev = srv->nl.id.dev;
+  h->lock_ino = srv->nl.id.ino;
   atomic_store(&h->latest_slot, SHMX__NO_SLOT);
   uint64_t used = 0;
   for (uint32_t i = 0; i < cfg.n_streams; i++)
@@ -283,7 +320,7 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   return 0;
 
 fail_unlink:
-  shmx__shm_unlink(srv->path);
+  release_name(srv);
 fail:
   if (srv->base) shmx__unmap(srv->base, g.total);
   shmx__close(srv->seg.fd);
@@ -295,17 +332,6 @@ fail:
   return rc;
 }
 
-/* Unlink our name only if it still names our segment. */
-static void unlink_if_ours(shmx_server *srv) {
-  int fd = shmx__shm_open(srv->path, O_RDONLY, 0);
-  if (fd < 0) return;
-  struct stat st;
-  int ours = fstat(fd, &st) == 0 && (uint64_t)st.st_ino == srv->seg.ino &&
-             (uint64_t)st.st_dev == srv->seg.dev;
-  shmx__close(fd);
-  if (ours) shmx__shm_unlink(srv->path);
-}
-
 void shmx_server_destroy(shmx_server *srv) {
   if (!srv) return;
   if (srv->in_frame) shmx_server_abort(srv);
@@ -313,7 +339,7 @@ void shmx_server_destroy(shmx_server *srv) {
   atomic_store_explicit(&h->state, SHMX__ST_CLOSED, memory_order_release);
   atomic_fetch_add(&h->wake_word, 1);
   shmx__futex_wake(&h->wake_word, INT32_MAX);
-  unlink_if_ours(srv);
+  release_name(srv);
   shmx__unmap(srv->base, srv->seg.g.total);
   shmx__close(srv->seg.fd); /* releases the owner lock */
   shmx__schema_free(&srv->schema);

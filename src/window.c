@@ -260,11 +260,13 @@ int shmx_wm_create(const shmx_wm_config *cfg, shmx_wm **out) {
     wm->max_handles = h ? h : 1;
   }
   if (wm->kind == SHMX_WM_SLIDING && cfg->window_size) {
-    /* A window is whole granules, at least one, and fits the memory limit
-     * when that is possible. */
+    /* A window is whole granules: window_size rounded UP, as smmap
+     * rounds a window to whole pages (align_to_mmap(size, True)); capped
+     * at the memory limit first. */
     uint64_t w = cfg->window_size;
     if (w > wm->max_mem) w = wm->max_mem;
-    w = align_down(w, wm->gran);
+    if (w > UINT64_MAX - wm->gran) w = UINT64_MAX - wm->gran;
+    w = align_down(w + wm->gran - 1, wm->gran);
     wm->window = w ? w : wm->gran;
   }
   *out = wm;

@@ -7,6 +7,9 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -79,4 +82,31 @@ void shmx__sleep_ns(uint64_t ns) {
   struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
   }
+}
+
+uint64_t shmx__pid_start(int32_t pid) {
+  /* Field 22 of /proc/PID/stat: start time in clock ticks since boot. The
+   * command (field 2) may hold spaces and parentheses: skip to its last ')'. */
+  char path[64], buf[1024];
+  if (pid <= 0) return 0;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd;
+  do fd = open(path, O_RDONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return 0;
+  ssize_t n;
+  do n = read(fd, buf, sizeof buf - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p) return 0;
+  p++;
+  for (int field = 3; field < 22 && p; field++) {
+    p = strchr(p + 1, ' ');
+  }
+  if (!p) return 0;
+  unsigned long long v = strtoull(p + 1, NULL, 10);
+  return (uint64_t)v;
 }

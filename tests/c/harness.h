@@ -120,6 +120,9 @@ static inline void harness_cleanup(void) {
     char p[160];
     snprintf(p, sizeof p, "/dev/shm/%s%.96s", SHMX_SEGMENT_PREFIX, harness_names[i]);
     unlink(p);
+    snprintf(p, sizeof p, "/dev/shm/.%s%.96s.lock", SHMX_SEGMENT_PREFIX,
+             harness_names[i]); /* the channel's lock file */
+    unlink(p);
   }
   harness_n_names = 0;
 }

@@ -24,10 +24,12 @@ def unique_name(tag="t"):
 
 
 def remove_segment(name):
-    try:
-        os.unlink(os.path.join(SHM_DIR, "shmx." + name))
-    except FileNotFoundError:
-        pass
+    """Remove a channel's segment and its lock file, whatever they are."""
+    for f in ("shmx." + name, ".shmx." + name + ".lock"):
+        try:
+            os.unlink(os.path.join(SHM_DIR, f))
+        except FileNotFoundError:
+            pass
 
 
 class Names:

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from shmxtest import remove_segment
+
 HERE = pathlib.Path(__file__).resolve().parent
 CLI = os.environ.get("SHMX_CLI") or str(HERE / ".." / ".." / "build" / "tools" / "shmx")
 SHM = pathlib.Path("/dev/shm")
@@ -131,10 +133,7 @@ class Env:
                 if f:
                     f.close()
         for n in self.names:
-            try:
-                seg(n).unlink()
-            except FileNotFoundError:
-                pass
+            remove_segment(n)
 
 
 @pytest.fixture
@@ -501,10 +500,7 @@ def test_demo_runs_readers_in_processes_and_leaves_nothing():
         if p.poll() is None:
             p.kill()
             p.wait()
-        try:
-            seg(name).unlink()
-        except FileNotFoundError:
-            pass
+        remove_segment(name)
     assert p.returncode == 0, out + err
     assert not left
     assert "\x1b" not in out  # no terminal: plain lines
@@ -539,10 +535,7 @@ def test_demo_stops_early_and_cleanly_on_a_signal(sig):
         if p.poll() is None:
             p.kill()
             p.wait()
-        try:
-            seg(name).unlink()
-        except FileNotFoundError:
-            pass
+        remove_segment(name)
     assert p.returncode == 0, out + err
     assert "ok:" in out and ", 0 errors" in out
     assert not left

@@ -213,7 +213,11 @@ def test_reader_crash_is_reaped(chan):
 
 
 WAITER = r"""
-import sys, shmx
+import signal, sys, shmx
+# CPython installs no KeyboardInterrupt handler when SIGINT is ignored at
+# start-up (nohup, `cmd &` in a non-interactive shell) and a child inherits
+# that: set it here so the test does not depend on how it was launched.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 c = shmx.Client(sys.argv[1])
 try:
     print("waiting", flush=True)

@@ -93,6 +93,40 @@ def test_util_arithmetic_matches_smmap():
     assert repr(MapWindow(3, 4)) == "MapWindow(3, 4)"
 
 
+@pytest.mark.parametrize("win", [1, G - 1, G, G + 1, 80051, 5 * G + 7])
+def test_window_sizing_rules(tmp_path, win):
+    """smmap's sizing rules as its docs state them: window_size() is the value
+    as configured; a region starts at an offset aligned down to the
+    allocation granularity and a full window is window_size rounded UP to
+    whole granules (align_to_mmap(window_size, True)), never past the file."""
+    size = 64 * G + 123
+    path, data = make_file(tmp_path, size, seed=5)
+    man = SlidingWindowMapManager(window_size=win)
+    assert man.window_size() == win
+    full = align_to_mmap(win, True)
+    c = man.make_cursor(path)
+    for ofs in (0, 1, G - 1, G, 7 * G + 5, size - 1):
+        c.unuse_region()
+        man.collect()
+        assert c.use_region(ofs, 1).is_valid()
+        r = c.region()
+        assert r.ofs_begin() % G == 0
+        assert r.ofs_begin() <= ofs < r.ofs_end() <= size
+        # never more than the rounded window_size; exactly that unless the
+        # end of the file stops it
+        assert r.size() <= full
+        assert r.size() == full or r.ofs_end() == size
+        assert bytes(c.buffer()) == data[ofs:ofs + 1]
+    # the first window of the file, asked at offset 0, is exactly `full`
+    c.unuse_region()
+    man.collect()
+    assert c.use_region(0, 0).is_valid()
+    assert c.region().ofs_begin() == 0 and c.region().size() == min(full, size)
+    # ...while a cursor asked for "as much as possible" covers window_size as
+    # configured (smmap: min(size or file_size, window_size or file_size))
+    assert c.size() == min(win, size)
+
+
 def test_defaults():
     big = 64 * 1024 if not is_64_bit() else 1024 * 1024
     s = SlidingWindowMapManager()

@@ -195,6 +195,9 @@ static inline void rel_cleanup_all(void) {
     snprintf(path, sizeof path, "/dev/shm/%s%.96s", SHMX_SEGMENT_PREFIX,
              rel_names[i]);
     (void)unlink(path);
+    snprintf(path, sizeof path, "/dev/shm/.%s%.96s.lock", SHMX_SEGMENT_PREFIX,
+             rel_names[i]);
+    (void)unlink(path);
   }
   rel_n_names = 0;
 }
