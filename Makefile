@@ -15,7 +15,7 @@ PIP_DEPS := meson ninja meson-python pytest pytest-timeout numpy
 JOBS ?= 2
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build demo test deps test-c test-install test-asan test-tsan test-python \
+.PHONY: all build demo test deps test-users test-c test-install test-asan test-tsan test-python \
         test-python-nodictver test-python-asan test-python-tsan test-fuzz fuzz-deps bench \
         clean py
 
@@ -51,7 +51,14 @@ test: test-c test-install test-asan test-tsan test-python test-python-nodictver 
       test-python-tsan test-fuzz
 	@echo "make test: all suites passed"
 
-test-c: build
+# Two unprivileged accounts for the other-user tests (tests/reliability/
+# test_names.c, tests/python/test_hostile.py); root only, idempotent.
+TEST_USERS := shmx-mon shmx-other
+test-users:
+	@if [ "$$(id -u)" = 0 ]; then for u in $(TEST_USERS); do id -u $$u >/dev/null 2>&1 || \
+	  useradd --system --no-create-home --shell /usr/sbin/nologin $$u; done; fi
+
+test-c: build test-users
 	$(MESON) test -C $(BUILD) --print-errorlogs --num-processes $(JOBS)
 
 # Install into a staging dir; build and run examples/quickstart.c via pkg-config.
@@ -62,7 +69,7 @@ test-install: build
 $(ASAN_BUILD)/build.ninja: | deps
 	$(MESON) setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined \
 	  -Db_lundef=false -Dc_args=-fno-sanitize-recover=undefined
-test-asan: $(ASAN_BUILD)/build.ninja
+test-asan: $(ASAN_BUILD)/build.ninja test-users
 	$(MESON) compile -C $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MESON) test -C $(ASAN_BUILD) --print-errorlogs --num-processes $(JOBS) --timeout-multiplier 3

@@ -48,7 +48,14 @@ int shmx__name_lock(const char *name, uint32_t uid, int create,
   shmx__lock_file(name, file, sizeof file);
   nl->fd = -1;
   for (int attempt = 0; attempt < 100; attempt++) {
-    int fd = shmx__shm_open(file, O_RDWR | (create ? O_CREAT : 0), 0600, &nl->id);
+    int created = create;
+    int fd = create ? shmx__shm_open(file, O_RDWR | O_CREAT | O_EXCL, 0600, &nl->id)
+                    : -EEXIST;
+    if (fd == -EEXIST) {
+      created = 0;
+      fd = shmx__shm_open(file, O_RDWR, 0, &nl->id);
+      if (fd == -ENOENT && create) continue; /* removed meanwhile */
+    }
     if (fd == -ENOENT && !create)
       return shmx__err(SHMX_E_NOCHANNEL, "channel '%s': no lock file", name);
     if (fd == SHMX_E_CORRUPT)
@@ -56,8 +63,9 @@ int shmx__name_lock(const char *name, uint32_t uid, int create,
     if (fd < 0) return shmx__syserr(-fd, "channel '%s': open lock file %s", name, file);
     if (nl->id.uid != uid) {
       /* Root (removing another user's channel) may have just created it:
-       * hand it to the channel's owner. Anyone else's is not ours to use. */
-      if (shmx__euid() == 0 && shmx__fd_chown(fd, uid) == 0) {
+       * hand it to the channel's owner. A lock file someone else made is
+       * never ours to use (they may still hold it open). */
+      if (created && shmx__euid() == 0 && shmx__fd_chown(fd, uid) == 0) {
         nl->id.uid = uid;
       } else {
         shmx__close(fd);

@@ -41,8 +41,8 @@ typedef struct shmx__namelock {
 } shmx__namelock;
 
 /* Take the name lock of `name`: open (create=1: or create, mode 0600) the
- * lock file, which must be a regular file owned by uid (root may take over
- * one it just created for uid), write-lock its name byte, and make sure the
+ * lock file, which must be a regular file owned by uid (root gives one it
+ * has just created to uid), write-lock its name byte, and make sure the
  * path still names the locked file (a remover may have unlinked it). Waits
  * up to ~5 s for a holder. Errors: SHMX_E_NOCHANNEL (no lock file and
  * create=0), SHMX_E_EACCES (owned by another user), SHMX_E_CORRUPT (not a

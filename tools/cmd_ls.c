@@ -28,6 +28,7 @@ static const char ls_usage[] =
 typedef struct ls_row {
   const char *name;
   int err;                  /* 0, or why the channel cannot be read */
+  const char *not_channel;  /* the file is a FIFO, symlink...: not a channel */
   shmx_header_info h;
   uint64_t seq0;            /* frame_seq at the first sample */
   double t0, t1;
@@ -66,8 +67,11 @@ static void print_json(ls_row *rows, size_t n) {
     ls_row *r = &rows[i];
     cli_json_obj(&j, NULL);
     cli_json_str(&j, "name", r->name);
-    cli_json_str(&j, "status", r->err ? "error" : row_status(r));
+    cli_json_str(&j, "status", r->not_channel ? "not a channel"
+                               : r->err   ? "error"
+                                          : row_status(r));
     cli_json_bool(&j, "stale", !r->err && r->h.owner_alive == 0);
+    if (r->not_channel) cli_json_str(&j, "file_type", r->not_channel);
     if (r->err) {
       cli_json_str(&j, "error", cli_cause(r->err));
       cli_json_str(&j, "error_code", shmx_err_name(r->err));
@@ -109,6 +113,11 @@ static void print_table(ls_row *rows, size_t n) {
          "MEMORY");
   for (size_t i = 0; i < n; i++) {
     ls_row *r = &rows[i];
+    if (r->not_channel) {
+      printf("%-*s  %7s  not a channel (a %s; shmx never opens it)\n", w,
+             r->name, "-", r->not_channel);
+      continue;
+    }
     if (r->err) {
       printf("%-*s  %7s  %s (%s)\n", w, r->name, "-", cli_cause(r->err),
              shmx_err_name(r->err));
@@ -176,6 +185,7 @@ int cmd_ls(int argc, char **argv) {
     if (rc == 0) rc = shmx_inspector_header(r->in, &r->h);
     if (rc < 0) {
       r->err = rc;
+      if (rc == SHMX_E_CORRUPT) r->not_channel = cli_not_channel(r->name);
       continue;
     }
     r->t0 = cli_now_s();

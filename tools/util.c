@@ -160,6 +160,18 @@ uint64_t cli_segment_resident(const char *name) {
   return (uint64_t)st.st_blocks * 512u;
 }
 
+const char *cli_not_channel(const char *name) {
+  char path[512];
+  struct stat st;
+  snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, name);
+  if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
+  if (S_ISFIFO(st.st_mode)) return "FIFO";
+  if (S_ISLNK(st.st_mode)) return "symlink";
+  if (S_ISDIR(st.st_mode)) return "directory";
+  if (S_ISSOCK(st.st_mode)) return "socket";
+  return "device";
+}
+
 const char *cli_printable(const char *s, char *buf, size_t cap) {
   size_t o = 0;
   if (cap == 0) return buf;

@@ -69,6 +69,10 @@ uint64_t cli_age_ns(uint64_t now, uint64_t ts);
 /* Bytes the segment file occupies in RAM (st_blocks * 512), or 0 if it
  * cannot be stat'ed. */
 uint64_t cli_segment_resident(const char *name);
+/* What /dev/shm/shmx.NAME is when it is not a regular file ("FIFO",
+ * "symlink", "directory", "socket", "device"), NULL if it is one or is gone.
+ * lstat only: never opens it. */
+const char *cli_not_channel(const char *name);
 
 /* s with control characters (C0, DEL) replaced by '?', truncated to fit
  * buf: safe to print to a terminal. Returns buf. */
