@@ -166,6 +166,7 @@ static int refresh_schema(shmx_client *cl) {
 /* Checks shared by every read: reaped, closed, schema changed, heartbeat. */
 static int pre_read(shmx_client *cl, uint64_t now) {
   struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
+  SHMX__TRUNCATED_CHECK(&cl->seg);
   if (reaped(cl)) return on_reaped(cl);
   atomic_store_explicit(&r->heartbeat_ns, now, memory_order_relaxed);
   struct shmx__hdr *h = shmx__hdr(&cl->seg);
@@ -177,8 +178,9 @@ static int pre_read(shmx_client *cl, uint64_t now) {
   return 0;
 }
 
-/* Producer liveness, probed at most every PROBE_INTERVAL_NS while no new
- * frame arrives (a publishing producer is alive). */
+/* Producer liveness and the segment's size, probed at most every
+ * PROBE_INTERVAL_NS while no new frame arrives (a publishing producer is
+ * alive). */
 static int probe_owner(shmx_client *cl, uint64_t seq, uint64_t now) {
   if (seq != cl->probe_seq) {
     cl->probe_seq = seq;
@@ -187,6 +189,11 @@ static int probe_owner(shmx_client *cl, uint64_t seq, uint64_t now) {
   }
   if (now - cl->probe_ns < PROBE_INTERVAL_NS) return 0;
   cl->probe_ns = now;
+  /* Also the file's size: a cut below pages we have not touched yet. */
+  uint64_t size;
+  if (shmx__fd_size(cl->seg.fd, &size) == 0 && size < cl->seg.g.total)
+    atomic_store(&cl->seg.truncated, 1);
+  SHMX__TRUNCATED_CHECK(&cl->seg);
   if (shmx__seg_owner_alive(cl->seg.fd) == 0)
     return shmx__err(SHMX_E_DEAD, "channel '%s': producer pid %d is gone",
                      cl->seg.name, (int)cl->seg.owner_pid);
@@ -452,6 +459,10 @@ static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only, uint8_t *b
       continue;
     }
     if (rc == 0) {
+      if (SHMX__UNLIKELY(shmx__seg_truncated(&cl->seg))) { /* read zeros */
+        if (!buf) shmx_frame_release(cl, f);
+        return shmx__seg_truncated_err(&cl->seg);
+      }
       if (atomic_load_explicit(&h->state, memory_order_relaxed) == SHMX__ST_CLOSED) {
         /* Closed: still hand out the final frame once, then CLOSED. */
         if (fid <= cl->last_id) {
@@ -460,11 +471,16 @@ static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only, uint8_t *b
         }
       }
       account(cl, f);
-      cl->probe_seq = fid;
-      cl->probe_ns = now;
+      /* The same frame again (nothing new): probe now and then, as when
+       * there is no frame, so a poller learns of a cut or a dead producer. */
+      if ((rc = probe_owner(cl, fid, now))) {
+        if (!buf) shmx_frame_release(cl, f);
+        return rc;
+      }
     }
     return rc;
   }
+  SHMX__TRUNCATED_CHECK(&cl->seg);
   return shmx__err(SHMX_E_BUSY, "channel '%s'", cl->seg.name);
 }
 
@@ -514,6 +530,10 @@ int shmx_client_next(shmx_client *cl, shmx_frame *f) {
       continue;
     }
     if (rc == 0) {
+      if (SHMX__UNLIKELY(shmx__seg_truncated(seg))) { /* read zeros */
+        shmx_frame_release(cl, f);
+        return shmx__seg_truncated_err(seg);
+      }
       f->dropped = cl->last_id ? best_fid - cl->last_id - 1 : 0;
       account(cl, f);
       cl->probe_seq = top;
@@ -521,6 +541,7 @@ int shmx_client_next(shmx_client *cl, shmx_frame *f) {
     }
     return rc;
   }
+  SHMX__TRUNCATED_CHECK(seg);
   return shmx__err(SHMX_E_BUSY, "channel '%s'", seg->name);
 }
 
@@ -560,6 +581,7 @@ int shmx_client_wait(shmx_client *cl, shmx_frame *f, int64_t timeout_ns,
 
 int shmx_frame_valid(const shmx_client *cl, const shmx_frame *f) {
   if (!cl || !f || f->frame_id == 0) return 0;
+  if (SHMX__UNLIKELY(shmx__seg_truncated(&cl->seg))) return 0; /* zeros now */
   if (f->slot == UINT32_MAX) return 1; /* a private copy never changes */
   if (f->slot >= cl->seg.g.slots) return 0;
   return atomic_load(&shmx__slot(&cl->seg, f->slot)->seq) == 2 * f->frame_id;
@@ -581,6 +603,7 @@ int shmx_client_send(shmx_client *cl, uint32_t type, const void *data,
                      uint32_t len) {
   if (!cl || (len && !data)) return shmx__err(SHMX_E_ARG, "bad arguments");
   if (reaped(cl)) return on_reaped(cl);
+  SHMX__TRUNCATED_CHECK(&cl->seg);
   return shmx__ring_send(&cl->seg, cl->slot, type, data, len);
 }
 
@@ -602,6 +625,7 @@ static int name_moved(const shmx_client *cl) {
 
 int shmx_client_status(shmx_client *cl) {
   if (!cl) return shmx__err(SHMX_E_ARG, "client is NULL");
+  SHMX__TRUNCATED_CHECK(&cl->seg);
   if (name_moved(cl))
     return shmx__err(SHMX_E_RESTARTED, "channel '%s' has a new producer",
                      cl->seg.name);
@@ -640,6 +664,7 @@ int shmx_client_static_user(shmx_client *cl, int index, const uint8_t **data,
 int shmx_client_header(shmx_client *cl, shmx_header_info *out) {
   if (!cl || !out) return shmx__err(SHMX_E_ARG, "bad arguments");
   shmx__header_info(&cl->seg, out);
+  SHMX__TRUNCATED_CHECK(&cl->seg);
   return 0;
 }
 

@@ -42,11 +42,18 @@ void shmx_inspector_close(shmx_inspector *in) {
 int shmx_inspector_header(shmx_inspector *in, shmx_header_info *out) {
   if (!in || !out) return shmx__err(SHMX_E_ARG, "bad arguments");
   shmx__header_info(&in->seg, out);
+  SHMX__TRUNCATED_CHECK(&in->seg); /* what was read may be zeros */
   return 0;
 }
 
 int shmx_inspector_refresh(shmx_inspector *in) {
   if (!in) return shmx__err(SHMX_E_ARG, "inspector is NULL");
+  /* Refresh is the inspector's slow path: also look at the file's size, so
+   * a cut it has not touched yet (it reads only the control part) is seen. */
+  uint64_t size;
+  if (shmx__fd_size(in->seg.fd, &size) == 0 && size < in->seg.g.total)
+    atomic_store(&in->seg.truncated, 1);
+  SHMX__TRUNCATED_CHECK(&in->seg);
   struct shmx__hdr *h = shmx__hdr(&in->seg);
   uint32_t gen = atomic_load_explicit(&h->static_gen, memory_order_acquire);
   if (in->schema.buf && gen == in->schema.gen) return 0;
@@ -76,6 +83,7 @@ int shmx_inspector_readers(shmx_inspector *in, shmx_reader_info *out, int max) {
     if (out[n].in_use) out[n].alive = shmx__reg_alive(&in->seg, i);
     n++;
   }
+  SHMX__TRUNCATED_CHECK(&in->seg);
   return n;
 }
 
@@ -99,5 +107,6 @@ int shmx_inspector_slots(shmx_inspector *in, shmx_slot_info *out, int max) {
     o->payload_bytes = SHMX__LD(d->payload_bytes);
     o->latest = latest == i && q == 2 * top && top != 0;
   }
+  SHMX__TRUNCATED_CHECK(s);
   return n;
 }

@@ -104,6 +104,19 @@ int shmx__byte_locked(int fd, uint64_t off);
 const char *shmx__shm_dir(void);
 size_t shmx__page_size(void);
 
+/* ---- posix/guard.c: survive truncation by another process ---------------- */
+
+/* Guard [base, base + len), a shared mapping (prot: 1 read, 2 write) of a
+ * file another process may truncate: a SIGBUS inside it maps private zero
+ * pages over the rest of the range and sets *flag to 1, and the access
+ * resumes (reads see zeros). Returns a handle, or -1 if unguarded (guard off
+ * with SHMX_SIGBUS_GUARD=0, or 16384 ranges already guarded). Remove the
+ * range (shmx__guard_del) before unmapping it. */
+int shmx__guard_add(void *base, uint64_t len, int prot, _Atomic uint32_t *flag);
+void shmx__guard_del(int handle);
+/* 1 if the guard's handler is installed. */
+int shmx__guard_on(void);
+
 /* ---- posix/sync.c: futex, processes, clocks, randomness ---------------- */
 
 /* Wait while *addr == val, up to timeout_ns (< 0 forever). 0 when woken or

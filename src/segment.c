@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "owner.h"
+#include "platform_file.h"
 #include "segment.h"
 
 static bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
@@ -163,6 +164,7 @@ int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
   int rc;
   memset(s, 0, sizeof *s);
   s->fd = s->lock_fd = -1;
+  s->guard_ctl = s->guard_frames = -1;
   if ((rc = shmx_name_check(name))) return rc;
   shmx__seg_file(name, path, sizeof path);
   snprintf(s->name, sizeof s->name, "%s", name);
@@ -184,12 +186,11 @@ int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
     if ((rc = shmx__fd_size(fd, &size))) goto fail_sys;
     int ready = 0;
     if (size >= SHMX__HDR_BYTES) {
-      void *hp;
-      if ((rc = shmx__map(fd, 0, SHMX__HDR_BYTES, 1, false, &hp))) goto fail_sys;
-      memcpy(&h, hp, sizeof h);
-      uint32_t st_ = atomic_load((_Atomic uint32_t *)&((struct shmx__hdr *)hp)->state);
-      shmx__unmap(hp, SHMX__HDR_BYTES);
-      ready = st_ != SHMX__ST_INIT;
+      /* pread, not a mapping: a file truncated meanwhile reads short here
+       * instead of raising SIGBUS. */
+      int64_t n = shmx__file_pread(fd, &h, sizeof h, 0);
+      if (n < 0) { rc = (int)n; goto fail_sys; }
+      ready = n == (int64_t)sizeof h && h.state != SHMX__ST_INIT;
     }
     if (ready) break;
     if (ro && size >= SHMX__HDR_BYTES && tries >= 20) break; /* inspect anyway */
@@ -226,6 +227,8 @@ int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
     goto fail_sys;
   }
   s->frames = p;
+  s->guard_ctl = shmx__guard_add(s->ctl, s->g.frames_off, ro ? 1 : 3, &s->truncated);
+  s->guard_frames = shmx__guard_add(s->frames, flen, 1, &s->truncated);
   return 0;
 fail_sys:
   rc = shmx__syserr(-rc, "channel '%s': map", name);
@@ -237,12 +240,21 @@ fail:
 }
 
 void shmx__seg_detach(shmx__seg *s) {
+  shmx__guard_del(s->guard_ctl);
+  shmx__guard_del(s->guard_frames);
+  s->guard_ctl = s->guard_frames = -1;
   if (s->ctl) shmx__unmap(s->ctl, s->g.frames_off);
   if (s->frames) shmx__unmap(s->frames, s->g.total - s->g.frames_off);
   shmx__close(s->fd);
   shmx__close(s->lock_fd);
   s->ctl = s->frames = NULL;
   s->fd = s->lock_fd = -1;
+}
+
+int shmx__seg_truncated_err(const shmx__seg *s) {
+  return shmx__err(SHMX_E_CORRUPT, "channel '%s': segment truncated by another "
+                   "process (its memory now reads as zeros; reopen the channel)",
+                   s->name);
 }
 
 uint32_t shmx__slot_pins(const shmx__seg *s, uint32_t i) {

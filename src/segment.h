@@ -29,6 +29,9 @@ typedef struct shmx__seg {
   int writable;            /* control part mapped read-write */
   int is_owner;            /* we are the producer: fd holds the owner lock */
   uint32_t uid;            /* owner of the segment file */
+  int guard_ctl, guard_frames; /* SIGBUS guard handles (posix/guard.c) */
+  _Atomic uint32_t truncated;  /* set by the guard: another process shrank
+                                  the file under our mappings */
   uint8_t *ctl;            /* [0, frames_off): header, schema, slots, readers */
   uint8_t *frames;         /* [frames_off, total): frame data */
   shmx__geom g;
@@ -103,6 +106,17 @@ static inline double shmx__ld_f64(const double *p) {
   memcpy(&v, &b, 8);
   return v;
 }
+
+/* 1 once another process truncated the segment under our mappings (they
+ * now read zeros): every later call reports it. One relaxed load. */
+static inline int shmx__seg_truncated(const shmx__seg *s) {
+  return (int)atomic_load_explicit(&s->truncated, memory_order_relaxed);
+}
+int shmx__seg_truncated_err(const shmx__seg *s);
+#define SHMX__TRUNCATED_CHECK(s)                                               \
+  do {                                                                         \
+    if (SHMX__UNLIKELY(shmx__seg_truncated(s))) return shmx__seg_truncated_err(s); \
+  } while (0)
 
 /* Count pins on frame slot i (sum of bits). */
 uint32_t shmx__slot_pins(const shmx__seg *s, uint32_t i);

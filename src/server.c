@@ -14,6 +14,7 @@
 
 #include "control.h"
 #include "owner.h"
+#include "platform_file.h"
 #include "registry.h"
 #include "schema.h"
 #include "segment.h"
@@ -146,12 +147,10 @@ static int take_name(shmx_server *srv, const char *name, shmx__fid *id) {
     int alive = shmx__owner_alive_fd(old);
     if (alive != 0) {
       int32_t pid = 0;
-      void *hp;
-      if (alive == 1 && old_id.size >= SHMX__HDR_BYTES &&
-          shmx__map(old, 0, SHMX__HDR_BYTES, 1, false, &hp) == 0) {
-        pid = SHMX__LD(((struct shmx__hdr *)hp)->owner_pid);
-        shmx__unmap(hp, SHMX__HDR_BYTES);
-      }
+      if (alive == 1 &&
+          shmx__file_pread(old, &pid, sizeof pid, offsetof(struct shmx__hdr, owner_pid)) !=
+              (int64_t)sizeof pid)
+        pid = 0;
       shmx__close(old);
       rc = alive == 1 ? shmx__err(SHMX_E_EXISTS, "channel '%s' is owned by live "
                                   "producer pid %d", name, (int)pid)
@@ -230,6 +229,7 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   shmx_server *srv = calloc(1, sizeof *srv);
   if (!srv) return shmx__err(SHMX_E_ENOMEM, "server");
   srv->seg.fd = srv->seg.lock_fd = srv->nl.fd = -1;
+  srv->seg.guard_ctl = srv->seg.guard_frames = -1;
   srv->cur_streams = calloc(g.max_tlv, sizeof *srv->cur_streams);
   srv->slot_fid = calloc(g.slots, sizeof *srv->slot_fid);
   srv->msgbuf_cap = g.ring_bytes * 4;
@@ -269,6 +269,7 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
     goto fail_unlink;
   }
   srv->base = p;
+  srv->seg.guard_ctl = shmx__guard_add(p, g.total, 3, &srv->seg.truncated);
   srv->seg.ctl = srv->base;
   srv->seg.frames = srv->base + g.frames_off;
   srv->seg.g = g;
@@ -322,6 +323,7 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
 fail_unlink:
   release_name(srv);
 fail:
+  shmx__guard_del(srv->seg.guard_ctl);
   if (srv->base) shmx__unmap(srv->base, g.total);
   shmx__close(srv->seg.fd);
   shmx__schema_free(&srv->schema);
@@ -340,6 +342,7 @@ void shmx_server_destroy(shmx_server *srv) {
   atomic_fetch_add(&h->wake_word, 1);
   shmx__futex_wake(&h->wake_word, INT32_MAX);
   release_name(srv);
+  shmx__guard_del(srv->seg.guard_ctl);
   shmx__unmap(srv->base, srv->seg.g.total);
   shmx__close(srv->seg.fd); /* releases the owner lock */
   shmx__schema_free(&srv->schema);
@@ -374,6 +377,7 @@ int shmx_server_begin(shmx_server *srv) {
   if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
   if (srv->in_frame) return shmx__err(SHMX_E_STATE, "a frame is already begun");
   const shmx__seg *s = &srv->seg;
+  SHMX__TRUNCATED_CHECK(s);
   uint64_t fid = srv->next_fid;
   for (int round = 0; round < 2; round++) {
     /* Candidates: every slot but the latest, oldest frame first. */
@@ -490,6 +494,10 @@ int shmx_server_publish(shmx_server *srv, double sim_time, uint64_t *frame_id) {
   if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
   if (!srv->in_frame) return shmx__err(SHMX_E_STATE, "no frame begun");
   const shmx__seg *s = &srv->seg;
+  if (SHMX__UNLIKELY(shmx__seg_truncated(s))) { /* nobody can see it now */
+    srv->in_frame = 0;
+    return shmx__seg_truncated_err(s);
+  }
   struct shmx__hdr *h = shmx__hdr(s);
   struct shmx__slotdesc *d = shmx__slot(s, srv->cur);
   /* The stamp: CLOCK_MONOTONIC via the TSC where that is sound (stamp.c),
@@ -545,6 +553,7 @@ static uint64_t static_used(shmx_server *srv) {
 
 static int static_commit(shmx_server *srv, uint64_t used, uint64_t n) {
   struct shmx__hdr *h = shmx__hdr(&srv->seg);
+  SHMX__TRUNCATED_CHECK(&srv->seg);
   if (n == 0)
     return shmx__err(SHMX_E_CAPACITY, "schema area full (%llu of %llu bytes)",
                      (unsigned long long)used,
@@ -585,6 +594,7 @@ int shmx_server_poll_control(shmx_server *srv, shmx_control_msg *msgs, int max,
                              int *corrupt_rings) {
   if (!srv || (max > 0 && !msgs)) return shmx__err(SHMX_E_ARG, "bad arguments");
   if (corrupt_rings) *corrupt_rings = 0;
+  SHMX__TRUNCATED_CHECK(&srv->seg);
   sweep_dead(srv, false);
   const shmx__seg *s = &srv->seg;
   uint64_t cap = s->g.ring_bytes, used = 0;
@@ -661,6 +671,7 @@ int shmx_server_reap(shmx_server *srv, uint64_t now_ns, uint64_t timeout_ns) {
 int shmx_server_header(shmx_server *srv, shmx_header_info *out) {
   if (!srv || !out) return shmx__err(SHMX_E_ARG, "bad arguments");
   shmx__header_info(&srv->seg, out);
+  SHMX__TRUNCATED_CHECK(&srv->seg);
   return 0;
 }
 
