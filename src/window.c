@@ -33,6 +33,9 @@ struct shmx_wm_region {
   uint64_t ofs, size;   /* file offset (aligned) and mapped length */
   uint32_t users, refs;
   bool mapped, in_lru;
+  int guard;              /* SIGBUS guard handle (posix/guard.c), -1 none */
+  _Atomic uint32_t lost;  /* the file shrank under it: its pages past the
+                             cut now read zeros (set by the guard) */
   shmx_wm_region *lru_prev, *lru_next;
 };
 
@@ -49,6 +52,7 @@ struct wm_file {
 
 struct shmx_wm {
   pthread_mutex_t mu;
+  shmx_wm *all_prev, *all_next; /* every live manager (fork safety) */
   uint32_t refs;
   bool destroyed;
   uint32_t kind;
@@ -77,12 +81,50 @@ uint64_t shmx_wm_granularity(void) { return shmx__file_granularity(); }
 
 static void lock(shmx_wm *wm) { pthread_mutex_lock(&wm->mu); }
 
+/* fork() while another thread holds a manager's mutex would leave it locked
+ * forever in the child. pthread_atfork handlers take every manager's mutex
+ * (under all_mu, which guards the list) before fork and release them in
+ * both processes after it, so the child starts with consistent managers. */
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static shmx_wm *all_head;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void) {
+  pthread_mutex_lock(&all_mu);
+  for (shmx_wm *w = all_head; w; w = w->all_next) pthread_mutex_lock(&w->mu);
+}
+static void fork_after(void) {
+  for (shmx_wm *w = all_head; w; w = w->all_next) pthread_mutex_unlock(&w->mu);
+  pthread_mutex_unlock(&all_mu);
+}
+static void atfork_install(void) { pthread_atfork(fork_prepare, fork_after, fork_after); }
+
+static void all_add(shmx_wm *wm) {
+  pthread_once(&atfork_once, atfork_install);
+  pthread_mutex_lock(&all_mu);
+  wm->all_prev = NULL;
+  wm->all_next = all_head;
+  if (all_head) all_head->all_prev = wm;
+  all_head = wm;
+  pthread_mutex_unlock(&all_mu);
+}
+static void all_remove(shmx_wm *wm) {
+  pthread_mutex_lock(&all_mu);
+  if (wm->all_prev) wm->all_prev->all_next = wm->all_next;
+  else all_head = wm->all_next;
+  if (wm->all_next) wm->all_next->all_prev = wm->all_prev;
+  pthread_mutex_unlock(&all_mu);
+}
+
 /* Unlock; free the manager if this released its last reference. Once refs
- * is 0 nothing else can reach wm, so freeing after unlock is safe. */
+ * is 0 nothing else can reach wm, so freeing after unlock is safe (all_mu
+ * is taken only after wm->mu is released: the fork handlers take all_mu
+ * first). */
 static void unlock(shmx_wm *wm) {
   bool dead = wm->refs == 0;
   pthread_mutex_unlock(&wm->mu);
   if (dead) {
+    all_remove(wm);
     pthread_mutex_destroy(&wm->mu);
     free(wm);
   }
@@ -146,6 +188,8 @@ static void region_unmap(shmx_wm *wm, shmx_wm_region *r) {
       break;
     }
   }
+  shmx__guard_del(r->guard);
+  r->guard = -1;
   shmx__file_unmap(r->base, r->size);
   r->base = NULL;
   r->mapped = false;
@@ -182,7 +226,8 @@ static void region_use_locked(shmx_wm *wm, shmx_wm_region *r) {
 static void region_unuse_locked(shmx_wm *wm, shmx_wm_region *r) {
   if (--r->users) return;
   wm->nused--;
-  if (wm->destroyed) region_unmap(wm, r);
+  /* lost: the file shrank under it; never hand it out again */
+  if (wm->destroyed || atomic_load(&r->lost)) region_unmap(wm, r);
   else lru_push(wm, r);
 }
 
@@ -209,6 +254,10 @@ static shmx_wm_region *find_region(const wm_file *f, uint64_t offset) {
   if (i > 0 && region_has(f->regs[i - 1], offset)) return f->regs[i - 1];
   if (i > 1 && region_has(f->regs[i - 2], offset)) return f->regs[i - 2];
   return NULL;
+}
+
+static inline bool region_lost(const shmx_wm_region *r) {
+  return atomic_load_explicit(&r->lost, memory_order_acquire) != 0;
 }
 
 /* Record a fresh size for f. If it shrank, unused regions reaching past the
@@ -269,6 +318,7 @@ int shmx_wm_create(const shmx_wm_config *cfg, shmx_wm **out) {
     w = align_down(w + wm->gran - 1, wm->gran);
     wm->window = w ? w : wm->gran;
   }
+  all_add(wm);
   *out = wm;
   return 0;
 }
@@ -587,6 +637,7 @@ static int map_window(shmx_wm *wm, shmx_wc *c, uint64_t offset,
     r->base = p;
     r->ofs = start;
     r->size = end - start;
+    r->guard = shmx__guard_add(p, r->size, 1, &r->lost);
     r->refs = 1;
     r->mapped = true;
     f->refs++;
@@ -619,7 +670,7 @@ int shmx_wc_use(shmx_wc *c, uint64_t offset, uint64_t size) {
   if (!c) return shmx__err(SHMX_E_ARG, "shmx_wc_use: NULL cursor");
   shmx_wm_region *r = c->region;
   uint64_t fsz = atomic_load_explicit(&c->file->size, memory_order_relaxed);
-  if (r && offset < fsz && region_has(r, offset)) {
+  if (r && offset < fsz && region_has(r, offset) && !region_lost(r)) {
     /* Fast path: the cursor's region is ours, no lock needed. */
     uint64_t end = r->ofs + r->size;
     if (end > fsz) end = fsz;
@@ -656,9 +707,10 @@ int shmx_wc_use(shmx_wc *c, uint64_t offset, uint64_t size) {
     fsz = info.size;
   }
   r = find_region(f, offset);
-  if (r && r->users == 0) {
-    /* An idle cached region: the file may have shrunk since it was last
-     * used, and touching lost pages raises SIGBUS. One fstat checks. */
+  if (r) {
+    /* A cached region (idle, or another cursor's): the file may have shrunk
+     * since it was mapped. One fstat checks, so the cursor is clamped to
+     * the end as it is now. */
     shmx__file_info info;
     rc = cursor_stat(c, &info);
     if (rc) goto out;
@@ -715,7 +767,10 @@ int64_t shmx_wc_read(shmx_wc *c, uint64_t offset, void *dst, uint64_t len) {
         uint64_t n = end - offset < len ? end - offset : len;
         memcpy(dst, r->base + (offset - r->ofs), (size_t)n);
         rc = (int64_t)n;
-        goto out;
+        /* The file shrank under it (the copy read zeros past the cut, and
+         * the guard flagged it): read again with pread, which stops at
+         * the end as it is now. */
+        if (!region_lost(r)) goto out;
       }
     }
   }

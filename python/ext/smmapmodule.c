@@ -29,6 +29,11 @@
 #include <unistd.h>
 
 #include "shmx.h"
+#include <stdatomic.h>
+/* libshmx internals (src/internal.h), linked statically into this module:
+ * the SIGBUS guard for standalone MapRegion mappings. */
+int shmx__guard_add(void *base, uint64_t len, int prot, _Atomic uint32_t *flag);
+void shmx__guard_del(int handle);
 
 /* Python 3.9/3.10: helpers this file uses that appeared later. */
 #if PY_VERSION_HEX < 0x030A0000
@@ -870,6 +875,8 @@ typedef struct {
   /* standalone mapping (MapRegion(path_or_fd, ofs, size)) */
   uint8_t *base;
   uint64_t ofs, size;
+  int guard;              /* SIGBUS guard of the standalone mapping */
+  _Atomic uint32_t lost;  /* set by the guard if the file shrank under it */
   int standalone, released;
   Py_ssize_t exports;  /* live views of a standalone mapping */
 } RegionObject;
@@ -886,6 +893,7 @@ static PyObject *region_wrap(smmap_state *st, shmx_wm_region *r) {
 
 static void region_standalone_unmap(RegionObject *self) {
   if (self->base) {
+    shmx__guard_del(self->guard);
     munmap(self->base, (size_t)self->size);
     self->base = NULL;
   }
@@ -958,6 +966,9 @@ static int region_init(PyObject *op, PyObject *args, PyObject *kw) {
   self->base = p;
   self->ofs = ofs;
   self->size = len;
+  /* a truncation by another process then reads zeros instead of killing
+   * the interpreter with SIGBUS */
+  self->guard = shmx__guard_add(p, len, 1, &self->lost);
   return 0;
 }
 

@@ -430,6 +430,42 @@ TEST(empty_file) {
   shmx_wm_destroy(wm);
 }
 
+/* The file shrinks while a window over the lost part is in use (issue 11,
+ * item 6): copying reads return what the file holds now (0 past the end),
+ * never SIGBUS; another cursor's use() past the new end is invalid; the raw
+ * pointer of the cursor in use reads zeros instead of killing us, and once
+ * that has happened the cursor itself clamps on its next use(). */
+TEST(shrink_under_a_window_in_use) {
+  uint8_t *data;
+  const char *path = tmp_file(8 * G, &data);
+  shmx_wm *wm = mk(SHMX_WM_SLIDING, 8 * G, 0, 0);
+  shmx_wc *a, *b;
+  CHECK_OK(shmx_wc_open_path(wm, path, 0, &a));
+  CHECK_OK(shmx_wc_open_path(wm, path, 0, &b));
+  CHECK_EQ(shmx_wc_use(a, 0, 0), 1);
+  CHECK_EQ(shmx_wc_size(a), 8 * G);
+  CHECK_EQ(truncate(path, (off_t)(2 * G + 10)), 0);
+  uint8_t buf[200];
+  CHECK_EQ(shmx_wc_read(b, 5 * G, buf, 100), 0);       /* past the new end */
+  CHECK_EQ(shmx_wc_read(b, 2 * G, buf, 100), 10);      /* up to it */
+  CHECK_MEM(buf, data + 2 * G, 10);
+  CHECK_EQ(shmx_wc_read(a, 2 * G - 50, buf, 200), 60); /* through a's window */
+  CHECK_MEM(buf, data + 2 * G - 50, 60);
+  CHECK_EQ(shmx_wc_use(b, 5 * G, 1), 0);               /* clamped: invalid */
+  CHECK_EQ(shmx_wc_use(b, 2 * G + 9, 0), 1);
+  CHECK_EQ(shmx_wc_size(b), 1);
+  CHECK_ERR(shmx_wc_check(a), SHMX_E_SHRUNK);
+  if (getenv("SHMX_SIGBUS_GUARD") == NULL) {
+    volatile const uint8_t *p = shmx_wc_ptr(a);
+    CHECK_EQ(p[6 * G], 0);                              /* zeros, no SIGBUS */
+    CHECK_EQ(shmx_wc_use(a, 6 * G, 1), 0);              /* a sees the cut now */
+    CHECK_EQ(shmx_wc_read(a, 6 * G, buf, 10), 0);
+  }
+  shmx_wc_close(a);
+  shmx_wc_close(b);
+  shmx_wm_destroy(wm);
+}
+
 int main(void) {
   G = shmx_wm_granularity();
   RUN(config_and_args);
@@ -444,5 +480,6 @@ int main(void) {
   RUN(read_without_mapping);
   RUN(emfile_retry);
   RUN(empty_file);
+  RUN(shrink_under_a_window_in_use);
   return harness_done();
 }

@@ -1,7 +1,10 @@
 /* test_window_threads.c -- one manager shared by threads: every byte read
  * matches the file and the counts add up (also run under ThreadSanitizer). */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "shmx.h"
@@ -115,11 +118,70 @@ TEST(static_whole_files) {
   shmx_wm_destroy(wm);
 }
 
+/* fork() while NTHREADS threads hammer one manager (issue 11, item 7): every
+ * child must map and read through the same manager at once (before, 11 of 40
+ * children hung on a mutex a thread held at fork time). Each child has a
+ * deadline; a hung one is killed and counted. */
+static atomic_int stop_forkers;
+static void *forker_worker(void *arg) {
+  uint64_t s = (uint64_t)(uintptr_t)arg + 7;
+  shmx_wc *c = NULL;
+  if (shmx_wc_open_path(wm, paths[0], 0, &c) != 0) return NULL;
+  while (!atomic_load(&stop_forkers)) {
+    s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+    (void)shmx_wc_use(c, s % fsize, 4096);
+    if (s % 3 == 0) shmx_wm_collect(wm);
+  }
+  shmx_wc_close(c);
+  return NULL;
+}
+
+TEST(fork_with_threads_running) {
+  uint64_t G = shmx_wm_granularity();
+  shmx_wm_config cfg;
+  shmx_wm_config_init(&cfg, SHMX_WM_SLIDING);
+  cfg.window_size = 2 * G;
+  cfg.max_memory = 16 * G;
+  CHECK_OK(shmx_wm_create(&cfg, &wm));
+  pthread_t th[NTHREADS];
+  atomic_store(&stop_forkers, 0);
+  for (int i = 0; i < NTHREADS; i++)
+    pthread_create(&th[i], NULL, forker_worker, (void *)(uintptr_t)i);
+  int hung = 0, bad = 0, rounds = 40;
+  for (int r = 0; r < rounds; r++) {
+    pid_t p = fork();
+    if (p == 0) {
+      alarm(5);
+      shmx_wc *c = NULL;
+      if (shmx_wc_open_path(wm, paths[1], 0, &c) != 0) _exit(2);
+      if (shmx_wc_use(c, 1000, 100) != 1 || memcmp(shmx_wc_ptr(c), datas[1] + 1000, 100))
+        _exit(3);
+      uint8_t b[64];
+      if (shmx_wc_read(c, 5000, b, 64) != 64 || memcmp(b, datas[1] + 5000, 64)) _exit(4);
+      shmx_wc_close(c);
+      shmx_wm_collect(wm);
+      _exit(0);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) hung++;
+    else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+  }
+  atomic_store(&stop_forkers, 1);
+  for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
+  printf("# fork with %d threads running: %d children, hung %d, failed %d\n",
+         NTHREADS, rounds, hung, bad);
+  CHECK_EQ(hung, 0);
+  CHECK_EQ(bad, 0);
+  shmx_wm_destroy(wm);
+}
+
 int main(void) {
   fsize = 1024 * 1024 + 333;
   for (int i = 0; i < NFILES; i++) paths[i] = tmp_file(fsize, &datas[i]);
   RUN(sliding_small_windows);
   RUN(static_whole_files);
+  RUN(fork_with_threads_running);
   for (int i = 0; i < NFILES; i++) free(datas[i]);
   return harness_done();
 }
