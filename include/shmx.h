@@ -27,11 +27,19 @@
  *     heart-beating; the producer may reap it (shmx_server_reap). A reaped
  *     reader gets SHMX_E_REAPED on its next call and must reopen.
  *   - fork(): a child inherits mappings but not ownership semantics; do not
- *     use a handle in both parent and child. Producer liveness is tracked by
- *     an flock() on the segment, which a forked child also holds.
- *   - SIGBUS: if another process truncates the segment file (e.g. `rm` and
- *     recreate is fine, `truncate` is not), touching the lost pages raises
- *     SIGBUS. shmx never truncates a live segment itself.
+ *     use a handle in both parent and child. Producer liveness is a write
+ *     lock on the segment's open file description, which a forked child
+ *     shares until it closes its descriptors (they are O_CLOEXEC: exec
+ *     drops them).
+ *   - Truncation: if another process truncates the segment file, the pages
+ *     it lost read as zeros in this process (a SIGBUS guard; no crash), and
+ *     every later call on the handle returns SHMX_E_CORRUPT ("truncated by
+ *     another process"); shmx_frame_valid() says 0. SHMX_SIGBUS_GUARD=0
+ *     turns the guard off. See docs/design.md, "Truncation".
+ *   - Names: the segment and its lock file (.shmx.NAME.lock) are opened
+ *     O_NOFOLLOW|O_NONBLOCK; a FIFO, symlink or other non-file under the
+ *     name gives SHMX_E_CORRUPT at once; another user's files give
+ *     SHMX_E_EACCES.
  *   - Segments live on tmpfs (/dev/shm): they use RAM, not disk. Containers
  *     may cap /dev/shm at 64 MiB; see docs/operations.md.
  */

@@ -43,11 +43,17 @@
  *   The size of a file is re-read (fstat) whenever a new window is mapped and
  *   when an offset at or past the known end is requested (so growth is seen).
  *   If the file became shorter than a region that is already mapped, unused
- *   regions past the new end are unmapped, cursors are clamped to the new end
- *   on their next shmx_wc_use(), and shmx_wc_check() reports SHMX_E_SHRUNK.
- *   Bytes of a live mapping beyond the new end cannot be protected: touching
- *   them raises SIGBUS, as with any mmap. Call shmx_wc_check() if another
- *   process may truncate the file while you read it.
+ *   regions past the new end are unmapped, and shmx_wc_check() reports
+ *   SHMX_E_SHRUNK. shmx_wc_use() re-reads the size before it reuses any
+ *   cached region (its own or another cursor's), so it clamps to the new
+ *   end; only a cursor staying inside its own window takes no system call.
+ *   Every mapped region is SIGBUS-guarded (docs/design.md, "Truncation"):
+ *   touching bytes the file lost reads zeros instead of killing the process,
+ *   marks the region lost (never handed out again, unmapped when unused),
+ *   and from then on that cursor's use() clamps too. shmx_wc_read() checks
+ *   that mark after copying from a region and then reads with pread(), so it
+ *   returns exactly what the file holds now (0 bytes past the end). A raw
+ *   pointer (shmx_wc_ptr, shmx_wm_region_data) into lost bytes reads zeros.
  */
 #ifndef SHMX_WINDOW_H
 #define SHMX_WINDOW_H
