@@ -464,6 +464,7 @@ TEST(shrink_under_a_window_in_use) {
   shmx_wc_close(a);
   shmx_wc_close(b);
   shmx_wm_destroy(wm);
+  free(data);
 }
 
 int main(void) {
