@@ -189,10 +189,7 @@ static int probe_owner(shmx_client *cl, uint64_t seq, uint64_t now) {
   }
   if (now - cl->probe_ns < PROBE_INTERVAL_NS) return 0;
   cl->probe_ns = now;
-  /* Also the file's size: a cut below pages we have not touched yet. */
-  uint64_t size;
-  if (shmx__fd_size(cl->seg.fd, &size) == 0 && size < cl->seg.g.total)
-    atomic_store(&cl->seg.truncated, 1);
+  shmx__seg_check_size(&cl->seg);
   SHMX__TRUNCATED_CHECK(&cl->seg);
   if (shmx__seg_owner_alive(cl->seg.fd) == 0)
     return shmx__err(SHMX_E_DEAD, "channel '%s': producer pid %d is gone",

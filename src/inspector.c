@@ -48,11 +48,9 @@ int shmx_inspector_header(shmx_inspector *in, shmx_header_info *out) {
 
 int shmx_inspector_refresh(shmx_inspector *in) {
   if (!in) return shmx__err(SHMX_E_ARG, "inspector is NULL");
-  /* Refresh is the inspector's slow path: also look at the file's size, so
-   * a cut it has not touched yet (it reads only the control part) is seen. */
-  uint64_t size;
-  if (shmx__fd_size(in->seg.fd, &size) == 0 && size < in->seg.g.total)
-    atomic_store(&in->seg.truncated, 1);
+  /* Refresh is the inspector's slow path: a cut of pages it has not touched
+   * (it reads only the control part) is seen by the size. */
+  shmx__seg_check_size(&in->seg);
   SHMX__TRUNCATED_CHECK(&in->seg);
   struct shmx__hdr *h = shmx__hdr(&in->seg);
   uint32_t gen = atomic_load_explicit(&h->static_gen, memory_order_acquire);

@@ -257,6 +257,12 @@ int shmx__seg_truncated_err(const shmx__seg *s) {
                    s->name);
 }
 
+void shmx__seg_check_size(shmx__seg *s) {
+  uint64_t size;
+  if (shmx__fd_size(s->fd, &size) == 0 && size < s->g.total)
+    atomic_store(&s->truncated, 1);
+}
+
 uint32_t shmx__slot_pins(const shmx__seg *s, uint32_t i) {
   uint32_t n = 0;
   for (uint32_t w = 0; w < s->g.pin_words; w++)

@@ -113,6 +113,10 @@ static inline int shmx__seg_truncated(const shmx__seg *s) {
   return (int)atomic_load_explicit(&s->truncated, memory_order_relaxed);
 }
 int shmx__seg_truncated_err(const shmx__seg *s);
+/* Slow paths only (one fstat): flag the segment truncated if its file is
+ * now shorter than the geometry, so a cut below pages this process has not
+ * touched is seen too. */
+void shmx__seg_check_size(shmx__seg *s);
 #define SHMX__TRUNCATED_CHECK(s)                                               \
   do {                                                                         \
     if (SHMX__UNLIKELY(shmx__seg_truncated(s))) return shmx__seg_truncated_err(s); \
