@@ -225,6 +225,12 @@ SHMX_API const uint8_t *shmx_wm_region_data(const shmx_wm_region *r);
  * region is still mapped. Read under the manager lock. */
 SHMX_API uint32_t shmx_wm_region_users(const shmx_wm_region *r);
 SHMX_API int shmx_wm_region_mapped(const shmx_wm_region *r);
+/* 1 once a read of the region touched bytes the file no longer has (it
+ * shrank under the mapping): those bytes read as zeros from then on, so a
+ * caller that read through shmx_wm_region_data/shmx_wc_ptr checks this
+ * AFTER its read to know whether what it got is real. Lock-free (one atomic
+ * load). NULL gives 0. */
+SHMX_API int shmx_wm_region_lost(const shmx_wm_region *r);
 
 /* Keep the region's struct alive (not its mapping): its offset and size stay
  * readable, and it can be compared by address. Pair with _unhold. */

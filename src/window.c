@@ -869,6 +869,8 @@ uint32_t shmx_wm_region_users(const shmx_wm_region *r) {
   return u;
 }
 
+int shmx_wm_region_lost(const shmx_wm_region *r) { return r && region_lost(r); }
+
 int shmx_wm_region_mapped(const shmx_wm_region *r) {
   if (!r) return 0;
   shmx_wm *wm = r->wm;

@@ -447,10 +447,18 @@ typedef struct {
    * region), made by the first zero-copy buffer slice in this window:
    * further slices are slices of it. Dropped whenever the window changes. */
   PyObject *wview;
+  shmx_wm_region *wreg; /* the region of the cached window (borrowed) */
 } CursorObject;
+
+/* 1 if a read through the cached window touched bytes the file lost (the
+ * guard then gave zeros): what was read must not be returned. */
+static inline int cursor_window_lost(const CursorObject *self) {
+  return self->wbase && shmx_wm_region_lost(self->wreg);
+}
 
 static void cursor_forget_window(CursorObject *self) {
   self->wbase = NULL;
+  self->wreg = NULL;
   self->wlo = self->whi = 0;
   Py_CLEAR(self->wview);
 }
@@ -469,6 +477,7 @@ static void cursor_refresh_cache(CursorObject *self) {
   const uint8_t *base = shmx_wm_region_data(r);
   if (base != self->wbase || lo != self->wlo || hi != self->whi) Py_CLEAR(self->wview);
   self->wbase = base;
+  self->wreg = r;
   self->wlo = lo;
   self->whi = hi;
 }
@@ -1321,7 +1330,7 @@ static PyObject *window_slice(smmap_state *st, CursorObject *c, uint64_t plo,
   return out;
 }
 
-static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
+static PyObject *buffer_subscript_once(PyObject *op, PyObject *key) {
   BufferObject *self = (BufferObject *)op;
   Py_ssize_t len = buffer_len(op);
   if (PyIndex_Check(key)) {
@@ -1429,6 +1438,29 @@ static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
     dst[k] = (char)c->wbase[pos - c->wlo];
   }
   return bytes_view(out);
+}
+
+/* buf[i] / buf[a:b]. A read through the cached window that hit bytes the
+ * file lost (it shrank under the mapping; the SIGBUS guard gave zeros) is
+ * thrown away: the window is dropped and the read done again through
+ * shmx_wc_use, which re-reads the file size, so the caller gets the real
+ * bytes or IndexError, never the guard's zeros. */
+static PyObject *buffer_subscript(PyObject *op, PyObject *key) {
+  BufferObject *self = (BufferObject *)op;
+  PyObject *out = buffer_subscript_once(op, key);
+  CursorObject *c = self->cursor;
+  if (!out || !c || !cursor_window_lost(c)) return out;
+  Py_DECREF(out);
+  if (!cursor_enter(c)) return NULL;
+  cursor_unuse(c);
+  out = buffer_subscript_once(op, key);
+  if (out && cursor_window_lost(c)) {
+    Py_DECREF(out);
+    cursor_unuse(c);
+    PyErr_SetString(PyExc_IndexError, "the file keeps shrinking under the buffer");
+    return NULL;
+  }
+  return out;
 }
 
 static PyObject *buffer_enter_cm(PyObject *op, PyObject *u) {

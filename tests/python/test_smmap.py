@@ -657,6 +657,37 @@ def test_file_shrink_is_detected(tmp_path):
     assert b2[:10] == data[:10]
 
 
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_shrink_under_a_window_in_use(tmp_path, adaptive):
+    # The buffer's window stays mapped across the truncation: reads of the
+    # lost bytes fault, the SIGBUS guard gives zeros, and the buffer must
+    # notice and raise IndexError instead of returning them.
+    path, data = make_file(tmp_path, 64 * G, seed=13)
+    man = SlidingWindowMapManager(window_size=128 * G)
+    c = man.make_cursor(path)
+    b = SlidingWindowMapBuffer(c)
+    b.adaptive_reads = adaptive
+    assert b[40 * G] == data[40 * G] and b[:G] == data[:G]  # window covers it all
+    os.truncate(path, 16 * G)
+    for i in (40 * G, 16 * G, 64 * G - 1):
+        with pytest.raises(IndexError):
+            b[i]
+    with pytest.raises(IndexError):
+        b[16 * G - 8:16 * G + 8]
+    with pytest.raises(IndexError):
+        b[20 * G:30 * G:3]
+    # what the file still holds reads right, through a fresh window
+    assert b[16 * G - 1] == data[16 * G - 1]
+    assert bytes(b[:16 * G]) == data[:16 * G]
+    assert bytes(b[G:16 * G:7]) == data[G:16 * G:7]
+    # the file grows back with other bytes: those, never zeros, are read
+    new = bytes(range(1, 256)) * (48 * G // 255 + 1)
+    with open(path, "ab") as f:
+        f.write(new[:48 * G])
+    assert b[40 * G] == new[24 * G] and b[64 * G - 1] == new[48 * G - 1]
+    assert bytes(b[15 * G:17 * G]) == data[15 * G:16 * G] + new[:G]
+
+
 # ---- threads ---------------------------------------------------------------
 
 @pytest.mark.parametrize("mtype", ["sliding", "static"])
