@@ -65,13 +65,13 @@ extern "C" {
 /* ---- Version ----------------------------------------------------------- */
 
 #define SHMX_VERSION_MAJOR 2
-#define SHMX_VERSION_MINOR 0
+#define SHMX_VERSION_MINOR 1
 #define SHMX_VERSION_PATCH 0
-#define SHMX_VERSION_STRING "2.0.0"
+#define SHMX_VERSION_STRING "2.1.0"
 
 /* Segment format version. A reader refuses a segment with another major. */
 #define SHMX_FORMAT_MAJOR 2
-#define SHMX_FORMAT_MINOR 0
+#define SHMX_FORMAT_MINOR 1
 
 /* Library version packed as (major << 16 | minor << 8 | patch). */
 SHMX_API unsigned shmx_version(void);
@@ -346,6 +346,8 @@ typedef struct shmx_header_info {
   uint32_t static_gen;
   uint32_t readers_connected;
   uint64_t create_ns;       /* CLOCK_REALTIME ns of create */
+  uint32_t waiters;         /* readers blocked in shmx_client_wait */
+  uint32_t fd_waiters;      /* readers armed on their event fd (2.1) */
 } shmx_header_info;
 
 SHMX_API int shmx_server_header(shmx_server *srv, shmx_header_info *out);
@@ -434,6 +436,42 @@ SHMX_API int shmx_client_next(shmx_client *cl, shmx_frame *f);
  * producer dies (checked at least every 100 ms). Heartbeats while waiting. */
 SHMX_API int shmx_client_wait(shmx_client *cl, shmx_frame *f,
                               int64_t timeout_ns, int in_order);
+
+/* ---- Event-loop readers ------------------------------------------------- *
+ * A reader that serves many channels from one thread polls their event fds
+ * (poll, epoll, select, asyncio, libuv...) instead of spinning or blocking:
+ *
+ *   for (;;) {
+ *     int rc = shmx_client_arm(cl);           // 1: read now, 0: sleep, <0: why not
+ *     if (rc < 0) break;                       // CLOSED, DEAD, RESTARTED, REAPED...
+ *     if (rc == 0) poll(&(struct pollfd){shmx_client_fd(cl), POLLIN}, 1, -1);
+ *     while (shmx_client_next(cl, &f) == 0) { use(&f); shmx_frame_release(cl, &f); }
+ *   }
+ *
+ * A publish while any reader is armed costs the producer one non-blocking
+ * pwrite(2) however many are armed; readers that never arm cost nothing. */
+
+/* The client's event fd (made on first call; closed by shmx_client_close;
+ * do not close or read it yourself). It becomes readable when a frame is
+ * published while the client is armed, when the channel closes, and when its
+ * producer dies or the name is taken over. Readable means "call
+ * shmx_client_arm", not "a frame is there". Errors: SHMX_E_VERSION (the
+ * producer's format predates event fds), -EMFILE, -ENOENT (no /proc). */
+SHMX_API int shmx_client_fd(shmx_client *cl);
+
+/* Drain the event fd, arm the client (it stays armed until
+ * shmx_client_disarm or close) and check what a sleeper would miss. Returns
+ * 1 if a frame newer than the last one this client returned is published
+ * (read it; do not sleep), 0 if there is none (sleep on the fd: anything
+ * published from now on makes it readable), or SHMX_E_CLOSED, SHMX_E_DEAD,
+ * SHMX_E_RESTARTED, SHMX_E_REAPED, SHMX_E_CORRUPT (truncated) as the read
+ * calls would. Never loses a wake-up: a publish racing it either is seen by
+ * its check or rings the fd. Heartbeats. */
+SHMX_API int shmx_client_arm(shmx_client *cl);
+
+/* Stop being counted as armed (the producer stops ringing for us once no
+ * reader is armed). Idempotent; close disarms. */
+SHMX_API void shmx_client_disarm(shmx_client *cl);
 
 /* 1 if the held frame's bytes are still the ones published, 0 if the
  * producer was forced to overwrite its slot. Cheap (one atomic load). */

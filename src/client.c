@@ -41,6 +41,9 @@ struct shmx_client {
                                   with */
   shmx_frame_stream *copy_fs;   /* record table of the last copied frame */
   uint64_t probe_ns, probe_seq;
+  int ev_fd;                   /* event fd (shmx_client_fd), -1 until asked */
+  int armed;                   /* we are counted in header.fd_waiters */
+  int ev_checked;              /* liveness checked since the watch exists */
 };
 
 static inline int reaped(const shmx_client *cl);
@@ -105,6 +108,7 @@ int shmx_client_open(const char *name, shmx_client **out) {
   }
   if ((rc = shmx__reg_claim(&cl->seg, &cl->slot, &cl->id, &cl->lock_k))) goto fail;
   cl->probe_ns = shmx__mono_ns();
+  cl->ev_fd = -1;
   *out = cl;
   return 0;
 fail:
@@ -119,6 +123,8 @@ fail:
 
 void shmx_client_close(shmx_client *cl) {
   if (!cl) return;
+  shmx_client_disarm(cl);
+  if (cl->ev_fd >= 0) shmx__close(cl->ev_fd);
   for (uint32_t s = 0; s < cl->seg.g.slots; s++) {
     if (cl->pinref[s]) {
       cl->pinref[s] = 1;
@@ -144,6 +150,9 @@ static inline int reaped(const shmx_client *cl) {
 /* We were reaped: drop our lock identity (a newcomer may want it) and
  * report it. Idempotent. */
 static int on_reaped(shmx_client *cl) {
+  /* Our slot read as free because the file was cut under it (the guard gave
+   * zeros during that very load): that is the truncation, not a reap. */
+  SHMX__TRUNCATED_CHECK(&cl->seg);
   shmx__byte_unlock(cl->seg.lock_fd, shmx__reg_lock_off(&cl->seg, cl->slot, cl->lock_k));
   return shmx__err(SHMX_E_REAPED, "channel '%s': reader %llu was reaped",
                    cl->seg.name, (unsigned long long)cl->id);
@@ -669,4 +678,61 @@ uint64_t shmx_client_reader_id(const shmx_client *cl) { return cl ? cl->id : 0; 
 
 const char *shmx_client_name(const shmx_client *cl) {
   return cl ? cl->seg.name : "";
+}
+
+/* ---- event fd (docs/design.md, "Event fds") ------------------------------ */
+
+int shmx_client_fd(shmx_client *cl) {
+  if (!cl) return shmx__err(SHMX_E_ARG, "client is NULL");
+  if (cl->ev_fd >= 0) return cl->ev_fd;
+  if (cl->seg.format_minor < 1)
+    return shmx__err(SHMX_E_VERSION, "channel '%s': its producer (format 2.%u) "
+                     "does not ring event fds (2.1 and later do)",
+                     cl->seg.name, cl->seg.format_minor);
+  int fd = shmx__notify_open(cl->seg.fd);
+  if (fd < 0) return shmx__err(fd, "channel '%s': event fd", cl->seg.name);
+  cl->ev_fd = fd;
+  cl->ev_checked = 0;
+  return fd;
+}
+
+int shmx_client_arm(shmx_client *cl) {
+  if (!cl) return shmx__err(SHMX_E_ARG, "client is NULL");
+  int rc = shmx_client_fd(cl);
+  if (rc < 0) return rc;
+  /* Drain first: whatever rings from here on leaves the fd readable. */
+  int what = shmx__notify_drain(cl->ev_fd);
+  if (what < 0) return shmx__err(what, "channel '%s': event fd", cl->seg.name);
+  struct shmx__hdr *h = shmx__hdr(&cl->seg);
+  struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
+  SHMX__TRUNCATED_CHECK(&cl->seg);
+  if (reaped(cl)) return on_reaped(cl);
+  atomic_store_explicit(&r->heartbeat_ns, shmx__mono_coarse_ns(), memory_order_relaxed);
+  if (!cl->armed) {
+    /* Announce, then re-check: this RMW pairs with the one publish makes
+     * before it loads fd_waiters (the futex protocol's Dekker pair). */
+    atomic_fetch_add(&h->fd_waiters, 1);
+    atomic_store(&r->fd_armed, 1);
+    cl->armed = 1;
+  }
+  if (atomic_load(&h->frame_seq) > cl->last_id) return 1;
+  if (atomic_load(&h->state) == SHMX__ST_CLOSED)
+    return shmx__err(SHMX_E_CLOSED, "channel '%s'", cl->seg.name);
+  /* A producer that died, or a name taken over, rings nothing but leaves
+   * a close or unlink event: look only when one came (or the watch is new
+   * and may have missed it). */
+  if (what == 2 || !cl->ev_checked) {
+    cl->ev_checked = 1;
+    return shmx_client_status(cl);
+  }
+  return 0;
+}
+
+void shmx_client_disarm(shmx_client *cl) {
+  if (!cl || !cl->armed) return;
+  cl->armed = 0;
+  if (reaped(cl)) return; /* the reaper uncounted us; the slot is not ours */
+  struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
+  if (atomic_exchange(&r->fd_armed, 0))
+    atomic_fetch_sub(&shmx__hdr(&cl->seg)->fd_waiters, 1);
 }

@@ -117,6 +117,21 @@ void shmx__guard_del(int handle);
 /* 1 if the guard's handler is installed. */
 int shmx__guard_on(void);
 
+/* ---- posix/notify.c: the event fd of a reader (shmx_client_fd) ---------- */
+
+/* A descriptor that becomes readable when the segment open as seg_fd is
+ * written with write(2) (the bell), when a descriptor of it open for
+ * writing is closed (a producer dying closes its own), or when it is
+ * unlinked or its attributes change. Non-blocking, close-on-exec. Returns
+ * the fd or -errno (-ENOENT if /proc is not mounted). */
+int shmx__notify_open(int seg_fd);
+/* Consume what made fd readable. Returns 0 if nothing was pending, 1 if only
+ * bells were, 2 if something else was too (a close, an unlink, an event
+ * queue overflow: liveness must be re-checked), or -errno. */
+int shmx__notify_drain(int fd);
+/* Ring the bell: one non-blocking pwrite(2) of a zero byte at off. */
+void shmx__notify_ring(int seg_fd, uint64_t off);
+
 /* ---- posix/sync.c: futex, processes, clocks, randomness ---------------- */
 
 /* Wait while *addr == val, up to timeout_ns (< 0 forever). 0 when woken or

@@ -207,6 +207,7 @@ int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
     goto fail;
   }
   s->session_id = h.session_id;
+  s->format_minor = h.version_minor;
   s->owner_pid = h.owner_pid;
   s->writable = !ro;
   if ((rc = open_lock_file(s, &h, ro))) {
@@ -292,6 +293,8 @@ void shmx__header_info(const shmx__seg *s, shmx_header_info *o) {
   o->frame_seq = atomic_load(&h->frame_seq);
   o->last_publish_ns = atomic_load(&h->last_publish_ns);
   o->static_gen = atomic_load(&h->static_gen);
+  o->waiters = atomic_load(&h->waiters);
+  o->fd_waiters = atomic_load(&h->fd_waiters);
   /* Counted from the reader slots, not taken from the shared counter: a
    * reader killed mid-attach or mid-close can leave that counter off by one
    * until it is reaped, the slots never are. */

@@ -37,6 +37,7 @@ typedef struct shmx__seg {
   shmx__geom g;
   uint64_t session_id;
   int32_t owner_pid;
+  uint32_t format_minor;    /* version_minor of the header at attach */
   uint64_t dev, ino;       /* identity of the segment file */
   char name[SHMX_NAME_MAX + 1];
 } shmx__seg;

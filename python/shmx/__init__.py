@@ -46,7 +46,7 @@ from ._shmx import (  # noqa: F401
 )
 from . import _shmx as _ext
 
-__version__ = "2.0.0"
+__version__ = "2.1.0"
 
 # Error codes as module constants: E_NOCHANNEL, E_EXISTS, ..., E_ENOENT, ...
 globals().update({k: getattr(_ext, k) for k in dir(_ext) if k.startswith("E_")})

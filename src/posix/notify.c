@@ -1,0 +1,69 @@
+/*
+ * posix/notify.c -- the event fd of a reader (see docs/design.md, "Event
+ * fds"). Linux: an inotify instance watching the segment file itself.
+ *
+ * Why inotify on the segment: every reader can already read the segment, so
+ * the watch needs no permission beyond the one the reader has and no file of
+ * its own (nothing to leave behind after any exit, nothing another user can
+ * plant); the kernel queues at most one pending copy of an unread identical
+ * event, so a fast producer cannot fill anything; the producer rings every
+ * armed reader with one pwrite(2), not one system call per reader; and the
+ * producer's death is an event too (IN_CLOSE_WRITE when its descriptor and
+ * mapping go away), as is an unlink (IN_ATTRIB: the link count changed).
+ * It works across mount and pid namespaces that share the tmpfs, since the
+ * watch is on the inode.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "../internal.h"
+
+#define WATCH_MASK (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF)
+
+int shmx__notify_open(int seg_fd) {
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) return -errno;
+  /* The watch must be on the inode we mapped, not on whatever the name
+   * means now: /proc/self/fd/N resolves to exactly that file. */
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", seg_fd);
+  if (inotify_add_watch(fd, path, WATCH_MASK) < 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  return fd;
+}
+
+int shmx__notify_drain(int fd) {
+  /* Events are 16 bytes plus a name; a watch on a file never has a name. */
+  _Alignas(struct inotify_event) char buf[4096];
+  int got = 0;
+  /* Bounded: a writer ringing without pause cannot keep us here. */
+  for (int rounds = 0; rounds < 64; rounds++) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return got;
+      return -errno;
+    }
+    if (n == 0) return got;
+    if (got == 0) got = 1;
+    for (ssize_t p = 0; p + (ssize_t)sizeof(struct inotify_event) <= n;) {
+      const struct inotify_event *ev = (const struct inotify_event *)(const void *)(buf + p);
+      if (ev->mask & ~(uint32_t)IN_MODIFY) got = 2;
+      p += (ssize_t)sizeof *ev + ev->len;
+    }
+  }
+  return got;
+}
+
+void shmx__notify_ring(int seg_fd, uint64_t off) {
+  static const char zero = 0;
+  ssize_t n;
+  do {
+    n = pwrite(seg_fd, &zero, 1, (off_t)off);
+  } while (n < 0 && errno == EINTR);
+}
