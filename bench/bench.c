@@ -17,7 +17,8 @@
 
 enum { K_BASE, K_CASE, K_REF }; /* K_REF: a reference protocol, not shmx */
 enum { T_NONE, T_LAT, T_FLAT, T_WAIT, T_SPEED, T_APART };
-enum { R_PINGPONG, R_SEQLOCK, R_FUTEX, R_MEMCPY, R_SPIN, R_NOTIFY, R_COPY, R_WAIT, R_PUBLISH };
+enum { R_PINGPONG, R_SEQLOCK, R_FUTEX, R_PIPE, R_MEMCPY, R_SPIN, R_NOTIFY, R_COPY, R_WAIT, R_FD,
+       R_PUBLISH, R_PUBLISH_ARMED };
 
 typedef struct mdef {
   const char *name;
@@ -45,11 +46,14 @@ static const mdef defs[] = {
     {"latency_8MiB_spin", 0, "latency_64B_spin", K_CASE, T_FLAT, R_SPIN, 8 * MiB, 1, 1, 30000, 1000},
     {"futex_pingpong", 1, NULL, K_BASE, T_NONE, R_FUTEX, 64, 1, 0, 3000, 100},
     {"latency_64B_wait", 1, "futex_pingpong", K_CASE, T_WAIT, R_WAIT, 64, 1, 1, 3000, 100},
+    {"pipe_pingpong", 1, NULL, K_BASE, T_NONE, R_PIPE, 64, 1, 0, 3000, 100},
+    {"latency_64B_fd", 1, "pipe_pingpong", K_CASE, T_WAIT, R_FD, 64, 1, 1, 3000, 100},
     {"memcpy_1MiB", 2, NULL, K_BASE, T_NONE, R_MEMCPY, 1 * MiB, 1, 0, 2500, 100},
     {"publish_1MiB_copy", 2, "memcpy_1MiB", K_CASE, T_SPEED, R_PUBLISH, 1 * MiB, 1, 0, 2500, 100},
     {"memcpy_64B", 3, NULL, K_BASE, T_NONE, R_MEMCPY, 64, 16, 0, 20000, 1000},
     {"publish_64B_1reader", 3, "memcpy_64B", K_CASE, T_NONE, R_PUBLISH, 64, 16, 1, 20000, 1000},
     {"publish_64B_16readers", 3, "publish_64B_1reader", K_CASE, T_APART, R_PUBLISH, 64, 16, 16, 20000, 1000},
+    {"publish_64B_16armed", 3, "publish_64B_16readers", K_CASE, T_NONE, R_PUBLISH_ARMED, 64, 16, 16, 20000, 1000},
 };
 #define NDEFS ((int)(sizeof defs / sizeof defs[0]))
 #define NGROUPS 4
@@ -77,8 +81,8 @@ static const char *target_text(int t) {
 /* What each figure measures, for the table's legend. */
 static const char *unit_text(int run) {
   switch (run) {
-  case R_PINGPONG: case R_SEQLOCK: case R_FUTEX: case R_SPIN: case R_NOTIFY: case R_COPY:
-  case R_WAIT:
+  case R_PINGPONG: case R_SEQLOCK: case R_FUTEX: case R_PIPE: case R_SPIN: case R_NOTIFY:
+  case R_COPY: case R_WAIT: case R_FD:
     return "one-way latency";
   default:
     return "time per operation";
@@ -105,13 +109,17 @@ static int run_one(const mdef *d, size_t iters, bench_samples *out) {
   case R_PINGPONG: return bench_base_pingpong(iters, out);
   case R_SEQLOCK: return bench_base_seqlock(iters, out);
   case R_FUTEX: return bench_base_futex(iters, out);
+  case R_PIPE: return bench_base_pipe(iters, out);
   case R_MEMCPY: return bench_base_memcpy(d->bytes, d->batch, iters, out);
   case R_SPIN: return bench_core_latency_spin(d->bytes, iters, out);
   case R_NOTIFY: return bench_core_latency_notify(iters, out);
   case R_COPY: return bench_core_latency_copy(iters, out);
   case R_WAIT: return bench_core_latency_wait(iters, out);
+  case R_FD: return bench_core_latency_fd(iters, out);
   case R_PUBLISH:
-    return bench_core_publish_copy(d->bytes, d->batch, d->readers, iters, out);
+  case R_PUBLISH_ARMED:
+    return bench_core_publish_copy(d->bytes, d->batch, d->readers,
+                                   d->run == R_PUBLISH_ARMED, iters, out);
   default: return -1;
   }
 }

@@ -13,6 +13,10 @@
  *                       the producer calling FUTEX_WAKE after the store; the
  *                       producer only stores once /proc shows the reader
  *                       asleep (the shape of latency_64B_wait).
+ *   pipe_pingpong       the same with the reader asleep in epoll_wait on the
+ *                       read end of a pipe and the producer writing one
+ *                       byte: the floor for any fd-based wake-up (the shape
+ *                       of latency_64B_fd).
  *   memcpy_<size>       memcpy from a private buffer into shared memory,
  *                       rotating over BENCH_SLOTS destinations like frame
  *                       slots (the shape of publish_*).
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -253,6 +258,63 @@ int bench_base_futex(size_t iters, bench_samples *out) {
     ok = wait_ack(s, i) == 0;
   }
   return finish("futex_pingpong", s, bytes, pid, ok, iters, out);
+}
+
+/* ---- pipe ping-pong (epoll) --------------------------------------------- */
+
+static int pipe_fds[2] = {-1, -1};
+
+static int pipe_reader(void *arg) {
+  struct pp_side *s = arg;
+  close(pipe_fds[1]);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN};
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, pipe_fds[0], &ev) != 0)
+    return 2;
+  atomic_store_explicit(&s->ready, 1, memory_order_release);
+  for (uint64_t i = 1; i <= s->total; i++) {
+    struct epoll_event out;
+    int n = epoll_wait(ep, &out, 1, 10000);
+    if (n <= 0)
+      return 3;
+    char c;
+    if (read(pipe_fds[0], &c, 1) != 1)
+      return 4;
+    uint64_t t1 = bench_now();
+    record(s, i, s->t0, t1);
+    atomic_store_explicit(&s->ack, i, memory_order_release);
+  }
+  close(ep);
+  return 0;
+}
+
+int bench_base_pipe(size_t iters, bench_samples *out) {
+  size_t bytes, warm = iters / 20 + 10;
+  struct pp_side *s = side_new(iters, warm, &bytes);
+  if (!s)
+    return -1;
+  if (pipe(pipe_fds) != 0) {
+    bench_shared_free(s, bytes);
+    return -1;
+  }
+  pid_t pid = bench_spawn(1, pipe_reader, s);
+  close(pipe_fds[0]);
+  int ok = pid > 0 && wait_ready(s, 1) == 0;
+  for (uint64_t i = 1; ok && i <= s->total; i++) {
+    if (bench_wait_sleeping(pid) != 0) {
+      ok = 0;
+      break;
+    }
+    uint64_t t0 = bench_now();
+    s->t0 = t0;
+    if (write(pipe_fds[1], "x", 1) != 1) {
+      ok = 0;
+      break;
+    }
+    ok = wait_ack(s, i) == 0;
+  }
+  close(pipe_fds[1]);
+  return finish("pipe_pingpong", s, bytes, pid, ok, iters, out);
 }
 
 /* ---- memcpy ------------------------------------------------------------- */

@@ -23,8 +23,13 @@
  *                      the iteration number from the copy.
  * latency_64B_wait     The same, the reader blocked in shmx_client_wait();
  *                      the producer publishes once /proc shows it asleep.
+ * latency_64B_fd       The same, the reader asleep in epoll_wait on
+ *                      shmx_client_fd() after shmx_client_arm() said 0; on
+ *                      wake-up it arms again (drains) and takes the frame.
  * publish_<size>_...   Producer-side cost of begin + append (copy) +
- *                      publish, with N readers attached (forked, idle).
+ *                      publish, with N readers attached (forked, idle);
+ *                      "armed": each reader armed its event fd once and
+ *                      never drains it, so every publish rings.
  */
 #include <errno.h>
 #include <stdalign.h>
@@ -32,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "bench_internal.h"
@@ -48,7 +54,8 @@ struct lat_side {
   alignas(64) _Atomic uint32_t ready;
   _Atomic int32_t err;
   uint64_t total, warm, bytes;
-  int wait_mode;
+  int wait_mode; /* 1: shmx_client_wait, 2: epoll on shmx_client_fd */
+  int ep;        /* wait_mode 2: the reader's epoll instance */
   int seq_only; /* stop the clock when frame_seq moves; read no frame */
   int copy_mode; /* read with shmx_client_copy_latest (no pin) */
   char name[96];
@@ -88,6 +95,23 @@ static alignas(64) uint8_t copy_buf[4096];
 /* Get frame i: spin on the sequence number, or block in shmx_client_wait. */
 static int lat_get(struct lat_side *s, shmx_client *cl, uint64_t i,
                    shmx_frame *f) {
+  if (s->wait_mode == 2) {
+    for (int tries = 0;; tries++) {
+      int rc = shmx_client_arm(cl);
+      if (rc < 0) {
+        fail("shmx_client_arm", rc);
+        return rc;
+      }
+      if (rc == 1) break;
+      if (tries > 5) return SHMX_E_TIMEOUT;
+      struct epoll_event ev;
+      (void)epoll_wait(s->ep, &ev, 1, 2000);
+    }
+    int rc = shmx_client_latest(cl, f);
+    if (rc != 0)
+      fail("shmx_client_latest", rc);
+    return rc;
+  }
   if (s->wait_mode) {
     for (int tries = 0;; tries++) {
       int rc = shmx_client_wait(cl, f, 2000000000ll, 0);
@@ -125,6 +149,17 @@ static int lat_reader(void *arg) {
     fail("shmx_client_open", rc);
     atomic_store(&s->err, rc);
     return 2;
+  }
+  if (s->wait_mode == 2) {
+    struct epoll_event ev = {.events = EPOLLIN};
+    s->ep = epoll_create1(EPOLL_CLOEXEC);
+    int fd = shmx_client_fd(cl);
+    if (fd < 0 || s->ep < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      fail("shmx_client_fd/epoll", fd < 0 ? fd : -errno);
+      atomic_store(&s->err, -1);
+      shmx_client_close(cl);
+      return 2;
+    }
   }
   atomic_store_explicit(&s->ready, 1, memory_order_release);
   int exit_code = 0;
@@ -286,6 +321,10 @@ int bench_core_latency_wait(size_t iters, bench_samples *out) {
   return lat_run("wait64", 64, 1, 0, 0, iters, out);
 }
 
+int bench_core_latency_fd(size_t iters, bench_samples *out) {
+  return lat_run("fd64", 64, 2, 0, 0, iters, out);
+}
+
 /* ---- publish cost ------------------------------------------------------- */
 
 struct idle_side {
@@ -293,6 +332,7 @@ struct idle_side {
   _Atomic uint32_t failed;
   char name[96];
   int rfd, wfd;
+  int armed; /* each reader arms its event fd once, never drains */
 };
 
 /* An attached reader that does nothing until the pipe closes. */
@@ -306,6 +346,10 @@ static int idle_reader(void *arg) {
     atomic_fetch_add(&s->failed, 1);
     return 2;
   }
+  if (s->armed && shmx_client_arm(cl) < 0) {
+    fail("shmx_client_arm", -1);
+    atomic_fetch_add(&s->failed, 1);
+  }
   atomic_fetch_add_explicit(&s->ready, 1, memory_order_release);
   char c;
   for (;;) {
@@ -317,7 +361,7 @@ static int idle_reader(void *arg) {
   return 0;
 }
 
-int bench_core_publish_copy(size_t bytes, size_t batch, int readers,
+int bench_core_publish_copy(size_t bytes, size_t batch, int readers, int armed,
                             size_t iters, bench_samples *out) {
   if (bytes == 0 || batch == 0 || readers < 0 || readers > 1024)
     return -1;
@@ -337,8 +381,9 @@ int bench_core_publish_copy(size_t bytes, size_t batch, int readers,
     src[k] = (uint8_t)(k * 131u + 7u);
   s->rfd = fds[0];
   s->wfd = fds[1];
+  s->armed = armed;
   char tag[48];
-  snprintf(tag, sizeof tag, "pub%zu-%dr", bytes, readers);
+  snprintf(tag, sizeof tag, "pub%zu-%dr%s", bytes, readers, armed ? "a" : "");
   bench_channel_name(s->name, sizeof s->name, tag);
 
   shmx_server *srv = NULL;

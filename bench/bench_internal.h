@@ -127,6 +127,7 @@ int bench_remove_stale_channels(void);
 int bench_base_pingpong(size_t iters, bench_samples *out);
 int bench_base_seqlock(size_t iters, bench_samples *out);
 int bench_base_futex(size_t iters, bench_samples *out);
+int bench_base_pipe(size_t iters, bench_samples *out);
 int bench_base_memcpy(size_t bytes, size_t batch, size_t iters,
                       bench_samples *out);
 
@@ -134,7 +135,8 @@ int bench_core_latency_spin(size_t bytes, size_t iters, bench_samples *out);
 int bench_core_latency_notify(size_t iters, bench_samples *out);
 int bench_core_latency_copy(size_t iters, bench_samples *out);
 int bench_core_latency_wait(size_t iters, bench_samples *out);
-int bench_core_publish_copy(size_t bytes, size_t batch, int readers,
+int bench_core_latency_fd(size_t iters, bench_samples *out);
+int bench_core_publish_copy(size_t bytes, size_t batch, int readers, int armed,
                             size_t iters, bench_samples *out);
 
 /* Shape shared by the copy cases and their memcpy baselines: destinations

@@ -176,8 +176,10 @@ static const char *const all_names[] = {
     "notify_64B_spin",    "latency_64B_copy_spin",
     "latency_64KiB_spin",
     "latency_1MiB_spin",  "latency_8MiB_spin", "futex_pingpong",
-    "latency_64B_wait",   "memcpy_1MiB",       "publish_1MiB_copy",
-    "memcpy_64B",         "publish_64B_1reader", "publish_64B_16readers"};
+    "latency_64B_wait",   "pipe_pingpong",     "latency_64B_fd",
+    "memcpy_1MiB",        "publish_1MiB_copy",
+    "memcpy_64B",         "publish_64B_1reader", "publish_64B_16readers",
+    "publish_64B_16armed"};
 #define N_NAMES (sizeof all_names / sizeof all_names[0])
 
 /* Check every line; count[i] += 1 for each all_names[i] seen. */
@@ -207,6 +209,7 @@ static int check_lines(char *text, int *count, int *lines) {
     }
     int is_base = !strcmp(name->str, "pingpong_cacheline") ||
                   !strcmp(name->str, "futex_pingpong") ||
+                  !strcmp(name->str, "pipe_pingpong") ||
                   !strncmp(name->str, "memcpy_", 7);
     int ok_base = is_base ? base->type == J_NULL && bp50->type == J_NULL
                           : base->type == J_STR && bp50->type == J_NUM &&
