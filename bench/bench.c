@@ -53,7 +53,7 @@ static const mdef defs[] = {
     {"memcpy_64B", 3, NULL, K_BASE, T_NONE, R_MEMCPY, 64, 16, 0, 20000, 1000},
     {"publish_64B_1reader", 3, "memcpy_64B", K_CASE, T_NONE, R_PUBLISH, 64, 16, 1, 20000, 1000},
     {"publish_64B_16readers", 3, "publish_64B_1reader", K_CASE, T_APART, R_PUBLISH, 64, 16, 16, 20000, 1000},
-    {"publish_64B_16armed", 3, "publish_64B_16readers", K_CASE, T_NONE, R_PUBLISH_ARMED, 64, 16, 16, 20000, 1000},
+    {"publish_64B_16evloop", 3, "publish_64B_16readers", K_CASE, T_NONE, R_PUBLISH_ARMED, 64, 16, 16, 20000, 1000},
 };
 #define NDEFS ((int)(sizeof defs / sizeof defs[0]))
 #define NGROUPS 4

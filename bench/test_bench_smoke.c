@@ -179,7 +179,7 @@ static const char *const all_names[] = {
     "latency_64B_wait",   "pipe_pingpong",     "latency_64B_fd",
     "memcpy_1MiB",        "publish_1MiB_copy",
     "memcpy_64B",         "publish_64B_1reader", "publish_64B_16readers",
-    "publish_64B_16armed"};
+    "publish_64B_16evloop"};
 #define N_NAMES (sizeof all_names / sizeof all_names[0])
 
 /* Check every line; count[i] += 1 for each all_names[i] seen. */

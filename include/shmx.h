@@ -347,7 +347,8 @@ typedef struct shmx_header_info {
   uint32_t readers_connected;
   uint64_t create_ns;       /* CLOCK_REALTIME ns of create */
   uint32_t waiters;         /* readers blocked in shmx_client_wait */
-  uint32_t fd_waiters;      /* readers armed on their event fd (2.1) */
+  uint32_t fd_armed;        /* 1 if a reader armed its event fd since the
+                               producer last rang (format 2.1) */
 } shmx_header_info;
 
 SHMX_API int shmx_server_header(shmx_server *srv, shmx_header_info *out);
@@ -442,36 +443,34 @@ SHMX_API int shmx_client_wait(shmx_client *cl, shmx_frame *f,
  * (poll, epoll, select, asyncio, libuv...) instead of spinning or blocking:
  *
  *   for (;;) {
- *     int rc = shmx_client_arm(cl);           // 1: read now, 0: sleep, <0: why not
- *     if (rc < 0) break;                       // CLOSED, DEAD, RESTARTED, REAPED...
+ *     int rc = shmx_client_arm(cl);    // 1: read now, 0: sleep, <0: why not
+ *     if (rc < 0) break;                // CLOSED, DEAD, RESTARTED, REAPED...
  *     if (rc == 0) poll(&(struct pollfd){shmx_client_fd(cl), POLLIN}, 1, -1);
  *     while (shmx_client_next(cl, &f) == 0) { use(&f); shmx_frame_release(cl, &f); }
  *   }
  *
- * A publish while any reader is armed costs the producer one non-blocking
- * pwrite(2) however many are armed; readers that never arm cost nothing. */
+ * Arming is one-shot and shared: the first publish after any reader armed
+ * rings every event fd of the channel with one pwrite(2) and clears the
+ * request, so a publish costs nothing while no reader has gone to sleep, and
+ * a reader that stops arming (or dies armed) costs at most one ring. */
 
 /* The client's event fd (made on first call; closed by shmx_client_close;
- * do not close or read it yourself). It becomes readable when a frame is
- * published while the client is armed, when the channel closes, and when its
- * producer dies or the name is taken over. Readable means "call
- * shmx_client_arm", not "a frame is there". Errors: SHMX_E_VERSION (the
- * producer's format predates event fds), -EMFILE, -ENOENT (no /proc). */
+ * do not close or read it yourself). It becomes readable after
+ * shmx_client_arm returned 0 when a frame is published, when the channel
+ * closes, and when its producer dies or the name is taken over; it may also
+ * become readable for nothing (another reader detaching). Readable means
+ * "call shmx_client_arm", never "a frame is there". Errors: SHMX_E_VERSION
+ * (the producer's format predates event fds), -EMFILE, -ENOENT (no /proc). */
 SHMX_API int shmx_client_fd(shmx_client *cl);
 
-/* Drain the event fd, arm the client (it stays armed until
- * shmx_client_disarm or close) and check what a sleeper would miss. Returns
+/* Drain the event fd and decide whether the caller may sleep on it. Returns
  * 1 if a frame newer than the last one this client returned is published
- * (read it; do not sleep), 0 if there is none (sleep on the fd: anything
- * published from now on makes it readable), or SHMX_E_CLOSED, SHMX_E_DEAD,
+ * (read it; nothing was armed), 0 if there is none and the producer will
+ * ring the fd at its next publish (sleep now), or SHMX_E_CLOSED, SHMX_E_DEAD,
  * SHMX_E_RESTARTED, SHMX_E_REAPED, SHMX_E_CORRUPT (truncated) as the read
  * calls would. Never loses a wake-up: a publish racing it either is seen by
- * its check or rings the fd. Heartbeats. */
+ * its check or rings the fd. Heartbeats. Call it before every sleep. */
 SHMX_API int shmx_client_arm(shmx_client *cl);
-
-/* Stop being counted as armed (the producer stops ringing for us once no
- * reader is armed). Idempotent; close disarms. */
-SHMX_API void shmx_client_disarm(shmx_client *cl);
 
 /* 1 if the held frame's bytes are still the ones published, 0 if the
  * producer was forced to overwrite its slot. Cheap (one atomic load). */

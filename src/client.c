@@ -42,7 +42,6 @@ struct shmx_client {
   shmx_frame_stream *copy_fs;   /* record table of the last copied frame */
   uint64_t probe_ns, probe_seq;
   int ev_fd;                   /* event fd (shmx_client_fd), -1 until asked */
-  int armed;                   /* we are counted in header.fd_waiters */
   int ev_checked;              /* liveness checked since the watch exists */
 };
 
@@ -123,7 +122,6 @@ fail:
 
 void shmx_client_close(shmx_client *cl) {
   if (!cl) return;
-  shmx_client_disarm(cl);
   if (cl->ev_fd >= 0) shmx__close(cl->ev_fd);
   for (uint32_t s = 0; s < cl->seg.g.slots; s++) {
     if (cl->pinref[s]) {
@@ -704,17 +702,16 @@ int shmx_client_arm(shmx_client *cl) {
   int what = shmx__notify_drain(cl->ev_fd);
   if (what < 0) return shmx__err(what, "channel '%s': event fd", cl->seg.name);
   struct shmx__hdr *h = shmx__hdr(&cl->seg);
-  struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
   SHMX__TRUNCATED_CHECK(&cl->seg);
   if (reaped(cl)) return on_reaped(cl);
-  atomic_store_explicit(&r->heartbeat_ns, shmx__mono_coarse_ns(), memory_order_relaxed);
-  if (!cl->armed) {
-    /* Announce, then re-check: this RMW pairs with the one publish makes
-     * before it loads fd_waiters (the futex protocol's Dekker pair). */
-    atomic_fetch_add(&h->fd_waiters, 1);
-    atomic_store(&r->fd_armed, 1);
-    cl->armed = 1;
-  }
+  atomic_store_explicit(&shmx__rdr(&cl->seg, cl->slot)->heartbeat_ns,
+                        shmx__mono_coarse_ns(), memory_order_relaxed);
+  /* Something to read already: say so without asking for a ring. */
+  if (atomic_load_explicit(&h->frame_seq, memory_order_acquire) > cl->last_id) return 1;
+  /* Ask for a ring, then re-check: this seq_cst RMW pairs with publish's
+   * RMW on wake_word before it loads fd_armed (the futex protocol's Dekker
+   * pair; design.md, "Event fds"). */
+  atomic_exchange(&h->fd_armed, 1);
   if (atomic_load(&h->frame_seq) > cl->last_id) return 1;
   if (atomic_load(&h->state) == SHMX__ST_CLOSED)
     return shmx__err(SHMX_E_CLOSED, "channel '%s'", cl->seg.name);
@@ -726,13 +723,4 @@ int shmx_client_arm(shmx_client *cl) {
     return shmx_client_status(cl);
   }
   return 0;
-}
-
-void shmx_client_disarm(shmx_client *cl) {
-  if (!cl || !cl->armed) return;
-  cl->armed = 0;
-  if (reaped(cl)) return; /* the reaper uncounted us; the slot is not ours */
-  struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
-  if (atomic_exchange(&r->fd_armed, 0))
-    atomic_fetch_sub(&shmx__hdr(&cl->seg)->fd_waiters, 1);
 }

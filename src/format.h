@@ -106,8 +106,8 @@ struct shmx__hdr {
   /* line 3: wake-up */
   _Atomic uint32_t wake_word;  /* 192 futex word: bumps on publish/close */
   _Atomic uint32_t waiters;    /* 196 readers inside futex wait */
-  _Atomic uint32_t fd_waiters; /* 200 readers armed on their event fd
-                                  (format 2.1; see shmx_client_fd) */
+  _Atomic uint32_t fd_armed;   /* 200 1 if a reader armed its event fd
+                                  since the last ring (format 2.1) */
   uint8_t pad3[52];            /* 204 */
   /* line 4: reader-written */
   _Atomic uint32_t readers_connected; /* 256 */
@@ -119,8 +119,8 @@ struct shmx__hdr {
   uint64_t lock_ino;           /* 328 */
   uint8_t pad5[48];            /* 336 zero */
   /* line 6: the bell (format 2.1). The producer pwrite()s one zero byte at
-   * SHMX__BELL_OFF while readers are armed: the write, not the value, is
-   * the signal (an inotify IN_MODIFY event on the segment file). */
+   * SHMX__BELL_OFF when fd_armed is set: the write, not the value, is the
+   * signal (an inotify IN_MODIFY event on the segment file). */
   uint8_t bell[64];            /* 384 zero */
   uint8_t reserved[SHMX__HDR_BYTES - 448]; /* 448 zero */
 };
@@ -169,7 +169,7 @@ struct shmx__reader {
   _Atomic uint64_t ring_head;  /* 64  bytes ever written by the reader */
   _Atomic uint32_t lock_byte;  /* 72  which of the slot's 8 lock identities
                                        the owner holds (0..7) */
-  _Atomic uint32_t fd_armed;   /* 76  1 while counted in header.fd_waiters */
+  uint32_t pad1a;              /* 76 */
   uint64_t pid_start;          /* 80  the reader process's start time, for
                                        monitors that cannot see its lock */
   uint8_t pad1[40];            /* 88 */
@@ -237,7 +237,7 @@ SHMX__OFF(shmx__hdr, readers_connected, 256);
 SHMX__OFF(shmx__hdr, next_reader_id, 264);
 SHMX__OFF(shmx__hdr, lock_dev, 320);
 SHMX__OFF(shmx__hdr, lock_ino, 328);
-SHMX__OFF(shmx__hdr, fd_waiters, 200);
+SHMX__OFF(shmx__hdr, fd_armed, 200);
 SHMX__OFF(shmx__hdr, bell, SHMX__BELL_OFF);
 SHMX__OFF(shmx__hdr, reserved, 448);
 static_assert(sizeof(struct shmx__hdr) == SHMX__HDR_BYTES, "header size");
@@ -271,7 +271,6 @@ SHMX__OFF(shmx__reader, state, 56);
 SHMX__OFF(shmx__reader, waiting, 60);
 SHMX__OFF(shmx__reader, ring_head, 64);
 SHMX__OFF(shmx__reader, lock_byte, 72);
-SHMX__OFF(shmx__reader, fd_armed, 76);
 SHMX__OFF(shmx__reader, pid_start, 80);
 SHMX__OFF(shmx__reader, ring_tail, 128);
 SHMX__OFF(shmx__reader, ring_resets, 136);

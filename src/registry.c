@@ -65,8 +65,6 @@ static void slot_vacate(const shmx__seg *s, uint32_t slot) {
   shmx__reg_clear_pins(s, slot);
   /* A reader killed (or reaped) inside a futex wait is still counted. */
   if (atomic_exchange(&r->waiting, 0)) atomic_fetch_sub(&h->waiters, 1);
-  /* ... and one killed while armed on its event fd. */
-  if (atomic_exchange(&r->fd_armed, 0)) atomic_fetch_sub(&h->fd_waiters, 1);
   uint32_t was = atomic_exchange(&r->state, SHMX__RD_FREE);
   atomic_fetch_add(&r->generation, 1);
   if (was != SHMX__RD_FREE) {

@@ -341,7 +341,7 @@ void shmx_server_destroy(shmx_server *srv) {
   atomic_store_explicit(&h->state, SHMX__ST_CLOSED, memory_order_release);
   atomic_fetch_add(&h->wake_word, 1);
   shmx__futex_wake(&h->wake_word, INT32_MAX);
-  if (atomic_load(&h->fd_waiters)) shmx__notify_ring(srv->seg.fd, SHMX__BELL_OFF);
+  shmx__notify_ring(srv->seg.fd, SHMX__BELL_OFF); /* after state: see arm */
   release_name(srv);
   shmx__guard_del(srv->seg.guard_ctl);
   shmx__unmap(srv->base, srv->seg.g.total);
@@ -528,12 +528,12 @@ int shmx_server_publish(shmx_server *srv, double sim_time, uint64_t *frame_id) {
      * readers now and then (at most every SWEEP_INTERVAL_NS). */
     sweep_dead(srv, false);
   }
-  /* Readers armed on their event fd: one pwrite rings them all (the
-   * seq_cst RMW above orders it after frame_seq, as for the futex). */
-  if (atomic_load(&h->fd_waiters)) {
+  /* A reader armed its event fd since the last ring: one pwrite rings
+   * every watcher, and clearing the flag makes the next publish free until
+   * someone arms again (the load after the seq_cst RMW above is the
+   * futex protocol's; see design.md, "Event fds"). */
+  if (atomic_load(&h->fd_armed) && atomic_exchange(&h->fd_armed, 0))
     shmx__notify_ring(s->fd, SHMX__BELL_OFF);
-    sweep_dead(srv, false);
-  }
   srv->slot_fid[srv->cur] = fid;
   srv->latest = srv->cur;
   srv->next_fid = fid + 1;

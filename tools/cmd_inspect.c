@@ -111,7 +111,7 @@ static void print_json(const char *name, const snapshot *s, int all) {
     cli_json_null(&j, "last_publish_age_ns");
   cli_json_u64(&j, "readers_connected", s->h.readers_connected);
   cli_json_u64(&j, "waiters", s->h.waiters);
-  cli_json_u64(&j, "fd_waiters", s->h.fd_waiters);
+  cli_json_u64(&j, "fd_armed", s->h.fd_armed);
   cli_json_u64(&j, "create_ns", s->h.create_ns);
   cli_json_end(&j);
 
@@ -231,8 +231,8 @@ static void print_text(const char *name, const snapshot *s, int all) {
 
   int in_use = 0;
   for (int i = 0; i < s->n_readers; i++) in_use += s->readers[i].in_use != 0;
-  printf("\nreaders (%d of %u slots in use; %u blocked in wait, %u armed on an event fd)\n",
-         in_use, h->reader_slots, h->waiters, h->fd_waiters);
+  printf("\nreaders (%d of %u slots in use; %u blocked in wait%s)\n", in_use,
+         h->reader_slots, h->waiters, h->fd_armed ? "; event fds armed" : "");
   if (in_use > 0 || all) {
     printf("  %4s  %6s  %7s  %-5s  %9s  %10s  %6s  %10s  %8s\n", "SLOT", "ID",
            "PID", "ALIVE", "HEARTBEAT", "LAST FRAME", "LAG", "READ", "DROPPED");

@@ -1,12 +1,12 @@
 /*
- * test_events.c -- event-loop readers (shmx_client_fd / _arm / _disarm):
- * the fd's readiness follows publishes only while armed; close, producer
+ * test_events.c -- event-loop readers (shmx_client_fd / shmx_client_arm):
+ * the fd's readiness follows publishes only after an arm, one ring per arm;
+ * close, producer
  * death and restart wake a sleeping loop; one thread epolls 64 channels fed
  * by another process and sees every frame in order while idle CPU stays
  * near zero; a publish racing the re-arm is never lost (lock-step rounds,
- * each with a timeout, so a lost wake-up fails instead of hanging); the
- * producer's counter of armed readers is restored when an armed reader is
- * killed and reaped.
+ * each with a timeout, so a lost wake-up fails instead of hanging); a
+ * reader killed while armed costs the producer one ring, no more.
  */
 #include <poll.h>
 #include <signal.h>
@@ -47,11 +47,11 @@ static int readable(int fd, int ms) {
   return n > 0 && (p.revents & POLLIN);
 }
 
-static uint32_t fd_waiters(const char *name) {
+static uint32_t fd_armed(const char *name) {
   shmx_inspector *in = NULL;
   if (shmx_inspector_open(name, &in)) return UINT32_MAX;
   shmx_header_info h;
-  uint32_t v = shmx_inspector_header(in, &h) ? UINT32_MAX : h.fd_waiters;
+  uint32_t v = shmx_inspector_header(in, &h) ? UINT32_MAX : h.fd_armed;
   shmx_inspector_close(in);
   return v;
 }
@@ -65,43 +65,47 @@ TEST(readiness_follows_arm) {
   const char *name = harness_name("ev");
   shmx_server *srv = mk(name, 8);
   CHECK(srv);
-  shmx_client *cl = NULL;
+  shmx_client *cl = NULL, *other = NULL;
   CHECK_OK(shmx_client_open(name, &cl));
+  CHECK_OK(shmx_client_open(name, &other));
   int fd = shmx_client_fd(cl);
   CHECK_GE(fd, 0);
   CHECK_EQ(shmx_client_fd(cl), fd); /* one fd per client */
-  CHECK_EQ(fd_waiters(name), 0u);
-  CHECK_OK(pub(srv, 1));            /* not armed: the producer rings nothing */
+  CHECK_GE(shmx_client_fd(other), 0);
+  CHECK_EQ(fd_armed(name), 0u);
+  CHECK_OK(pub(srv, 1));            /* nobody armed: the producer rings nothing */
   CHECK(!readable(fd, 0));
   CHECK_EQ(shmx_client_arm(cl), 1); /* frame 1 is newer than none */
-  CHECK_EQ(fd_waiters(name), 1u);
+  CHECK_EQ(fd_armed(name), 0u);     /* ... so it asked for no ring */
   shmx_frame f;
   CHECK_OK(shmx_client_next(cl, &f));
   CHECK_EQ(f.frame_id, 1u);
   shmx_frame_release(cl, &f);
   CHECK_EQ(shmx_client_arm(cl), 0); /* nothing new: sleep */
+  CHECK_EQ(fd_armed(name), 1u);
   CHECK(!readable(fd, 20));
   CHECK_OK(pub(srv, 2));
+  CHECK_EQ(fd_armed(name), 0u);     /* one ring clears the request */
   CHECK(readable(fd, 1000));
   CHECK(readable(fd, 0));           /* level: stays readable until arm */
+  CHECK(readable(shmx_client_fd(other), 0)); /* one pwrite rings every fd */
   CHECK_EQ(shmx_client_arm(cl), 1);
   CHECK(!readable(fd, 0));          /* arm drained it */
   CHECK_OK(shmx_client_latest(cl, &f));
   CHECK_EQ(f.frame_id, 2u);
   shmx_frame_release(cl, &f);
+  CHECK_OK(pub(srv, 3));            /* nobody re-armed: no ring */
+  CHECK(!readable(fd, 20));
+  CHECK_EQ(shmx_client_arm(cl), 1); /* but arm sees frame 3 */
+  CHECK_OK(shmx_client_latest(cl, &f));
+  shmx_frame_release(cl, &f);
   CHECK_EQ(shmx_client_arm(cl), 0);
-  shmx_client_disarm(cl);
-  shmx_client_disarm(cl);           /* idempotent */
-  CHECK_EQ(fd_waiters(name), 0u);
-  CHECK_OK(pub(srv, 3));
-  CHECK(!readable(fd, 20));         /* disarmed: no ring */
-  CHECK_EQ(shmx_client_arm(cl), 1);
-  CHECK_EQ(fd_waiters(name), 1u);
-  shmx_client_close(cl);            /* close disarms */
-  CHECK_EQ(fd_waiters(name), 0u);
+  shmx_client_close(cl);            /* an armed reader leaves: one ring, then none */
+  CHECK_OK(pub(srv, 4));
+  CHECK_EQ(fd_armed(name), 0u);
   CHECK_ERR(shmx_client_arm(NULL), SHMX_E_ARG);
   CHECK_ERR(shmx_client_fd(NULL), SHMX_E_ARG);
-  shmx_client_disarm(NULL);
+  shmx_client_close(other);
   shmx_server_destroy(srv);
 }
 
@@ -353,18 +357,18 @@ TEST(publish_racing_rearm) {
   munmap((void *)g_page, 4096);
 }
 
-/* ---- an armed reader killed: reaping uncounts it ------------------------ */
+/* ---- an armed reader killed: one ring, then free again -------------- */
 
 static int armed_then_hang(void *arg) {
   (void)arg;
   shmx_client *cl = NULL;
   if (shmx_client_open(g_name, &cl)) return 1;
-  if (shmx_client_arm(cl) < 0) return 2;
+  if (shmx_client_arm(cl) != 0) return 2;
   atomic_store(&g_page[0], 1);
   for (;;) pause();
 }
 
-TEST(killed_armed_reader_is_uncounted) {
+TEST(killed_armed_reader_costs_one_ring) {
   g_name = harness_name("evk");
   g_page = shared(4096);
   CHECK(g_page);
@@ -372,11 +376,13 @@ TEST(killed_armed_reader_is_uncounted) {
   CHECK(srv);
   pid_t p = harness_spawn(armed_then_hang, NULL);
   CHECK(WAIT_UNTIL(atomic_load(&g_page[0]) == 1, 5000));
-  CHECK_EQ(fd_waiters(g_name), 1u);
+  CHECK_EQ(fd_armed(g_name), 1u);
   kill(p, SIGKILL);
   waitpid(p, NULL, 0);
-  CHECK_GE(shmx_server_reap(srv, 0, UINT64_MAX), 1);
-  CHECK_EQ(fd_waiters(g_name), 0u);
+  CHECK_OK(pub(srv, 1));
+  CHECK_EQ(fd_armed(g_name), 0u); /* no reaping needed */
+  CHECK_OK(pub(srv, 2));
+  CHECK_EQ(fd_armed(g_name), 0u);
   shmx_server_destroy(srv);
   munmap((void *)g_page, 4096);
 }
@@ -388,6 +394,6 @@ int main(void) {
   RUN(death_and_restart_wake);
   RUN(epoll_64_channels);
   RUN(publish_racing_rearm);
-  RUN(killed_armed_reader_is_uncounted);
+  RUN(killed_armed_reader_costs_one_ring);
   return harness_done();
 }
