@@ -581,6 +581,24 @@ static PyObject *Client_heartbeat(ClientObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+static PyObject *Client_fileno(ClientObject *self, PyObject *unused) {
+  (void)unused;
+  ccore *c = client_core(self, "fileno");
+  if (c == NULL) return NULL;
+  int fd = shmx_client_fd(c->cl);
+  if (fd < 0) return raise_last(self->st, fd, "fileno");
+  return PyLong_FromLong(fd);
+}
+
+static PyObject *Client_arm(ClientObject *self, PyObject *unused) {
+  (void)unused;
+  ccore *c = client_core(self, "arm");
+  if (c == NULL) return NULL;
+  int rc = shmx_client_arm(c->cl);
+  if (rc < 0) return raise_last(self->st, rc, "arm");
+  return PyBool_FromLong(rc);
+}
+
 static PyObject *Client_get_frame_seq(ClientObject *self, void *cl) {
   (void)cl;
   ccore *c = client_core(self, "frame_seq");
@@ -679,6 +697,17 @@ static PyMethodDef Client_methods[] = {
   {"check", (PyCFunction)Client_check, METH_NOARGS,
    "check()\n\nRaise the matching ShmxError if the channel is not live."},
   {"heartbeat", (PyCFunction)Client_heartbeat, METH_NOARGS, "heartbeat()"},
+  {"fileno", (PyCFunction)Client_fileno, METH_NOARGS,
+   "fileno() -> int\n\nThe client's event fd, for select/poll/epoll/asyncio "
+   "(loop.add_reader). Readable means 'call arm()', not 'a frame is there'. "
+   "Owned by the client: do not read or close it. Raises VersionError if the "
+   "producer predates event fds (format 2.0)."},
+  {"arm", (PyCFunction)Client_arm, METH_NOARGS,
+   "arm() -> bool\n\nDrain the event fd; True if a frame newer than the last "
+   "one returned is there (read it now), False if not (sleep until fileno() "
+   "is readable: the producer rings it at its next publish). Raises "
+   "ClosedError, ProducerDeadError, ProducerRestartedError, ReapedError "
+   "like the reads. Call it before every sleep; never loses a wake-up."},
   {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
   {"__exit__", (PyCFunction)Client_exit, METH_VARARGS, "close()"},
   {NULL, NULL, 0, NULL}

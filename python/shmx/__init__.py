@@ -45,6 +45,12 @@ from ._shmx import (  # noqa: F401
     channel_owner_alive,
 )
 from . import _shmx as _ext
+from . import _aio
+
+# asyncio readers (shmx/_aio.py): methods of Client, written in Python
+Client.wait_frame_async = _aio.wait_frame_async
+Client.next_frame_async = _aio.next_frame_async
+Client.frames = _aio.frames
 
 __version__ = "2.1.0"
 

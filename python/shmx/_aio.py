@@ -1,0 +1,146 @@
+"""asyncio readers: Client.wait_frame_async, next_frame_async, frames.
+
+Each await registers the client's event fd (Client.fileno()) with the running
+loop's selector for as long as it sleeps (loop.add_reader), so one loop serves
+any number of channels with no thread per client. A sleeper re-arms at least
+every second (arm() heartbeats), so producers that reap by heartbeat age keep
+it, and a Client closed meanwhile raises NotOpenError within that second. The protocol is the C one
+(shmx_client_arm): arm(), then sleep only if it said there is nothing to
+read; a publish racing the arm is never lost. Cancelling an await removes the
+fd from the loop and consumes no frame, so an in-order reader loses nothing.
+"""
+import asyncio
+
+from ._shmx import ClosedError
+
+
+# A sleeping reader re-arms at least this often (seconds): arm() heartbeats,
+# so a producer that reaps by heartbeat age sees it alive, and a Client
+# closed by another task is noticed (NotOpenError) within this time.
+_SLICE = 1.0
+
+
+def _deadline(loop, timeout, what):
+    if timeout is None:
+        return None
+    try:
+        t = float(timeout.__float__())
+    except AttributeError:
+        raise TypeError("%s: timeout must be a number or None, not %s"
+                        % (what, type(timeout).__name__)) from None
+    if not t >= 0.0:
+        raise ValueError("%s: timeout must be >= 0 or None" % what)
+    return loop.time() + t
+
+
+class _Sleeper:
+    """Sleeps a coroutine on one client's event fd in one loop.
+
+    The fd stays registered with the loop between awaits (frames() makes
+    many), and is dropped when it turns readable while nobody awaits: the
+    fd is level-triggered and only arm() drains it."""
+
+    def __init__(self, client, loop):
+        self.client, self.loop = client, loop
+        self.fd = client.fileno()
+        self.fut = None
+        self.watching = False
+
+    def _wake(self):
+        if self.fut is None:  # nobody waits: stop watching until someone does
+            self.stop()
+        elif not self.fut.done():
+            self.fut.set_result(None)
+
+    def stop(self):
+        if self.watching:
+            self.watching = False
+            self.loop.remove_reader(self.fd)
+
+    async def ready(self, deadline):
+        """True once arm() says a frame is there, False at the deadline."""
+        while not self.client.arm():  # raises ClosedError, ProducerDeadError, ...
+            wait = _SLICE
+            if deadline is not None:
+                wait = min(wait, deadline - self.loop.time())
+                if wait <= 0:
+                    return False
+            if not self.watching:
+                self.loop.add_reader(self.fd, self._wake)
+                self.watching = True
+            self.fut = self.loop.create_future()
+            timer = self.loop.call_later(wait, self._wake)
+            try:
+                await self.fut
+            finally:
+                timer.cancel()
+                self.fut = None
+        return True
+
+
+async def _await_ready(client, timeout, what):
+    loop = asyncio.get_running_loop()
+    deadline = _deadline(loop, timeout, what)
+    if client.arm():  # the common case of a busy channel: no loop work at all
+        return True
+    sleeper = _Sleeper(client, loop)
+    try:
+        return await sleeper.ready(deadline)
+    finally:
+        sleeper.stop()
+
+
+async def wait_frame_async(self, timeout=None):
+    """await wait_frame_async(timeout=None) -> Frame | None
+
+    The asyncio form of wait_frame(): sleeps in the running loop (no thread)
+    until a frame newer than the last one returned is published, and returns
+    the newest. None on timeout. Raises ClosedError / ProducerDeadError /
+    ProducerRestartedError when the channel ends."""
+    while await _await_ready(self, timeout, "wait_frame_async"):
+        f = self.latest_frame()
+        if f is not None:
+            return f
+    return None
+
+
+async def next_frame_async(self, timeout=None):
+    """await next_frame_async(timeout=None) -> Frame | None
+
+    The asyncio form of next_frame(timeout): the next frame in order after the
+    last one returned (Frame.dropped counts frames lost before it), waiting
+    in the running loop. None on timeout. Cancelling it loses no frame."""
+    while await _await_ready(self, timeout, "next_frame_async"):
+        f = self.next_frame()
+        if f is not None:
+            return f
+    return None
+
+
+async def frames(self, in_order=False):
+    """async for frame in client.frames(in_order=False)
+
+    Every frame in order (in_order=True; Frame.dropped counts the gaps) or
+    the newest one each time the loop gets to it. Ends when the producer
+    closes the channel; raises ProducerDeadError etc. like the awaits. The
+    event fd stays registered with the loop for the whole iteration."""
+    loop = asyncio.get_running_loop()
+    get = self.next_frame if in_order else self.latest_frame
+    sleeper = None
+    try:
+        while True:
+            try:
+                if not self.arm():
+                    if sleeper is None:
+                        sleeper = _Sleeper(self, loop)
+                    await sleeper.ready(None)
+            except ClosedError:
+                if not self.is_open():
+                    raise  # closed by us, not by the producer
+                return
+            f = get()
+            if f is not None:
+                yield f
+    finally:
+        if sleeper is not None:
+            sleeper.stop()

@@ -1,0 +1,251 @@
+"""asyncio readers (Client.fileno/arm, wait_frame_async, next_frame_async,
+frames): 64 channels fed by another process in one loop, every frame in
+order, idle CPU near zero; close / producer death wake a sleeping await;
+cancellation leaks no fd registration and loses no frame; timeouts and
+misuse. Every await is bounded by asyncio.wait_for, so a lost wake-up fails
+the test instead of hanging it."""
+import asyncio
+import os
+import random
+import resource
+import select
+import signal
+import struct
+import subprocess
+import sys
+
+import pytest
+
+import shmx
+from shmxtest import chan, spawn, readline, finish  # noqa: F401
+
+SPECS = [shmx.create_stream_spec(1, "v", shmx.DT_U64, 1, 8)]
+
+FEEDER = r"""
+import struct, sys, time, shmx
+base, nch, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+specs = [shmx.create_stream_spec(1, "v", shmx.DT_U64, 1, 8)]
+srv = [shmx.Server("%s_%d" % (base, i), streams=specs, slots=64) for i in range(nch)]
+print("ready", flush=True)
+assert sys.stdin.readline().strip() == "go"
+for k in range(1, per + 1):
+    for i, s in enumerate(srv):
+        h = s.begin_frame()
+        s.append_stream(h, 1, struct.pack("Q", k * 1000 + i), 1)
+        s.publish_frame(h, float(k))
+    time.sleep(0.004)  # paced: ~16 k frames/s over all channels
+cmd = sys.stdin.readline().strip()
+if cmd == "close":
+    for s in srv:
+        s.destroy()
+print("done", flush=True)
+if cmd == "hang":
+    while True:
+        time.sleep(1)
+"""
+
+
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def publish(srv, v):
+    h = srv.begin_frame()
+    srv.append_stream(h, 1, struct.pack("Q", v), 1)
+    srv.publish_frame(h, float(v))
+
+
+def value(frame):
+    return struct.unpack("Q", bytes(frame["v"]))[0]
+
+
+def test_64_channels_one_loop(chan):
+    base = chan("aio64")
+    nch, per = 64, 100
+    names = ["%s_%d" % (base, i) for i in range(nch)]
+    for n in names:
+        chan.names.append(n)
+    p = spawn(FEEDER, base, str(nch), str(per), stdin=subprocess.PIPE)
+    try:
+        assert readline(p) == "ready"
+        clients = [shmx.Client(n) for n in names]
+        seen = [[] for _ in range(nch)]
+        bad = []
+
+        async def reader(i):
+            async for f in clients[i].frames(in_order=True):
+                if f.dropped or value(f) != (len(seen[i]) + 1) * 1000 + i:
+                    bad.append((i, f.frame_id, f.dropped))
+                seen[i].append(f.frame_id)
+
+        async def main():
+            tasks = [asyncio.create_task(reader(i)) for i in range(nch)]
+            ticks = 0
+
+            async def timer():  # the loop also runs a timer meanwhile
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.05)
+                    ticks += 1
+
+            t = asyncio.create_task(timer())
+            await asyncio.sleep(0.2)  # every reader is asleep on its fd
+            c0 = cpu()
+            await asyncio.sleep(2.0)
+            idle = cpu() - c0
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            while sum(len(s) for s in seen) < nch * per and not bad:
+                await asyncio.sleep(0.01)
+            p.stdin.write("close\n")
+            p.stdin.flush()
+            await asyncio.gather(*tasks)  # iteration ends at the close
+            t.cancel()
+            return idle, ticks
+
+        idle, ticks = asyncio.run(asyncio.wait_for(main(), 60))
+        print("idle CPU %.4f s over 2 s, %d timer ticks" % (idle, ticks))
+        assert idle < 0.2  # generous: ~64 re-arms/s of heartbeat
+        assert ticks >= 30
+        assert bad == []
+        for s in seen:
+            assert s == list(range(1, per + 1))
+        assert readline(p) == "done"
+    finally:
+        finish(p)
+
+
+def test_close_and_death_wake_a_sleeping_await(chan):
+    for cmd, exc in (("close", shmx.ClosedError), ("hang", shmx.ProducerDeadError)):
+        base = chan("aiod")
+        name = base + "_0"
+        chan.names.append(name)
+        p = spawn(FEEDER, base, "1", "3", stdin=subprocess.PIPE)
+        try:
+            assert readline(p) == "ready"
+            c = shmx.Client(name)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+
+            async def main():
+                for k in (1, 2, 3):
+                    f = await asyncio.wait_for(c.next_frame_async(), 10)
+                    assert f.frame_id == k
+                sleeper = asyncio.create_task(c.wait_frame_async())
+                await asyncio.sleep(0.05)
+                assert not sleeper.done()
+                p.stdin.write(cmd + "\n")
+                p.stdin.flush()
+                if cmd == "hang":
+                    assert (await asyncio.to_thread(readline, p)) == "done"
+                    p.send_signal(signal.SIGKILL)
+                with pytest.raises(exc):
+                    await asyncio.wait_for(sleeper, 10)
+
+            asyncio.run(main())
+            c.close()
+        finally:
+            finish(p)
+
+
+def test_cancellation_loses_nothing(chan):
+    name = chan("aioc")
+    srv = shmx.Server(name, streams=SPECS, slots=64)
+    c = shmx.Client(name)
+    fd = c.fileno()
+    rnd = random.Random(7)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        published = got = 0
+        for _ in range(300):
+            t = asyncio.create_task(c.next_frame_async())
+            # publish before, while or after the await goes to sleep, and
+            # cancel it at a random point too
+            for _ in range(rnd.randrange(3)):
+                await asyncio.sleep(0)
+            if rnd.random() < 0.5:
+                published += 1
+                publish(srv, published)
+            for _ in range(rnd.randrange(3)):
+                await asyncio.sleep(0)
+            t.cancel()
+            try:
+                f = await t
+            except asyncio.CancelledError:
+                f = None
+            if f is not None:
+                got += 1
+                assert f.frame_id == got and f.dropped == 0
+            assert not loop.remove_reader(fd)  # nothing left registered
+        # every frame published is still there, in order
+        while got < published:
+            f = await asyncio.wait_for(c.next_frame_async(), 5)
+            got += 1
+            assert f.frame_id == got and f.dropped == 0
+        return published
+
+    assert asyncio.run(main()) > 100
+    c.close()
+    srv.destroy()
+
+
+def test_timeouts_fileno_and_misuse(chan):
+    name = chan("aiot")
+    srv = shmx.Server(name, streams=SPECS, slots=8)
+    c = shmx.Client(name)
+    fd = c.fileno()
+    assert fd == c.fileno() and fd >= 0
+    assert c.arm() is False
+    assert select.select([fd], [], [], 0)[0] == []
+    publish(srv, 1)
+    assert select.select([fd], [], [], 5)[0] == [fd]  # plain select works
+    assert c.arm() is True
+
+    async def main():
+        assert (await c.wait_frame_async(timeout=0)).frame_id == 1
+        assert await c.wait_frame_async(timeout=0.05) is None
+        assert await c.next_frame_async(timeout=0) is None
+        with pytest.raises(ValueError):
+            await c.wait_frame_async(timeout=-1)
+        with pytest.raises(TypeError):
+            await c.wait_frame_async(timeout="x")
+        # a Client closed by another task while one sleeps: NotOpenError
+        sleeper = asyncio.create_task(c.wait_frame_async())
+        await asyncio.sleep(0.05)
+        c.close()
+        with pytest.raises(shmx.NotOpenError):
+            await asyncio.wait_for(sleeper, 5)
+
+    asyncio.run(main())
+    for call in (c.fileno, c.arm):
+        with pytest.raises(shmx.NotOpenError):
+            call()
+
+    async def closed():
+        with pytest.raises(shmx.NotOpenError):
+            await c.wait_frame_async()
+        with pytest.raises(shmx.NotOpenError):
+            async for _ in c.frames():
+                pass
+
+    asyncio.run(closed())
+    srv.destroy()
+
+
+def test_example_async_readers_runs():
+    """examples/async_readers.py: three channels and a timer in one loop."""
+    import ast
+    here = os.path.dirname(os.path.abspath(__file__))
+    ex = os.path.join(here, "..", "..", "examples", "async_readers.py")
+    from shmxtest import child_env
+    r = subprocess.run([sys.executable, ex], capture_output=True, text=True,
+                       timeout=90, env=child_env())
+    assert r.returncode == 0, r.stderr
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("frames:")][0]
+    counts = ast.literal_eval(line.split(":", 1)[1].strip())
+    # 3 s at 30 / 200 / 2 Hz (~90 / 600 / 6 frames; bounds loose for a
+    # loaded machine): every channel was read in the same loop
+    assert counts["ex_imu"] >= 300 and counts["ex_status"] >= 3
+    assert counts["ex_camera"] >= 30
