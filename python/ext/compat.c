@@ -26,6 +26,8 @@ PyObject *header_dict(const shmx_header_info *h) {
       DSET_U64(d, "control_per_reader", h->control_per_reader) < 0 ||
       DSET_U64(d, "frame_seq", h->frame_seq) < 0 ||
       DSET_U64(d, "readers_connected", h->readers_connected) < 0 ||
+      DSET_U64(d, "waiters", h->waiters) < 0 ||
+      DSET_U64(d, "fd_armed", h->fd_armed) < 0 ||
       DSET_U64(d, "static_bytes_cap", h->static_bytes_cap) < 0 ||
       DSET_U64(d, "static_bytes_used", h->static_bytes_used) < 0 ||
       DSET_U64(d, "static_gen", h->static_gen) < 0 ||

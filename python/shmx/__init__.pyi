@@ -147,6 +147,8 @@ class HeaderInfo(TypedDict):
     control_per_reader: int
     frame_seq: int
     readers_connected: int
+    waiters: int
+    fd_armed: int
     static_bytes_cap: int
     static_bytes_used: int
     static_gen: int

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 import shmx
-from shmxtest import chan, spawn, readline, finish  # noqa: F401
+from shmxtest import chan, spawn, readline, finish, wait_until  # noqa: F401
 
 SPECS = [shmx.create_stream_spec(1, "v", shmx.DT_U64, 1, 8)]
 
@@ -249,3 +249,46 @@ def test_example_async_readers_runs():
     # loaded machine): every channel was read in the same loop
     assert counts["ex_imu"] >= 300 and counts["ex_status"] >= 3
     assert counts["ex_camera"] >= 30
+
+
+NS_READER = r"""
+import asyncio, shmx, sys
+c = shmx.Client(sys.argv[1])
+print("attached", flush=True)
+async def main():
+    ids = [f.frame_id async for f in c.frames(in_order=True)]
+    print("got", len(ids), ids == list(range(1, len(ids) + 1)), flush=True)
+asyncio.run(asyncio.wait_for(main(), 30))
+"""
+
+
+def test_reader_in_other_pid_and_mount_namespace(chan):
+    """A container-like reader (own pid and mount namespaces, /dev/shm
+    shared) is rung by the producer and sees the close."""
+    import shutil
+    if not shutil.which("unshare") or os.geteuid() != 0:
+        pytest.skip("needs unshare(1) and root to make namespaces")
+    probe = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "true"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("namespaces not permitted here: %s" % probe.stderr.decode().strip())
+    from shmxtest import child_env
+    name = chan("aions")
+    srv = shmx.Server(name, streams=SPECS, slots=64)
+    p = subprocess.Popen(["unshare", "--mount", "--pid", "--fork", "--mount-proc",
+                          sys.executable, "-c", NS_READER, name],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=child_env())
+    try:
+        assert readline(p, 30) == "attached"
+        # the reader armed (it sleeps in its loop): the frames ring it
+        ins = shmx.Inspector(name)
+        wait_until(lambda: ins.get_header_info()["fd_armed"] == 1, 10,
+                   what="the namespaced reader to arm")
+        ins.close()
+        for i in range(1, 51):
+            publish(srv, i)
+        srv.destroy()
+        assert readline(p, 30) == "got 50 True"
+    finally:
+        finish(p)
