@@ -459,8 +459,11 @@ SHMX_API int shmx_client_wait(shmx_client *cl, shmx_frame *f,
  * shmx_client_arm returned 0 when a frame is published, when the channel
  * closes, and when its producer dies or the name is taken over; it may also
  * become readable for nothing (another reader detaching). Readable means
- * "call shmx_client_arm", never "a frame is there". Errors: SHMX_E_VERSION
- * (the producer's format predates event fds), -EMFILE, -ENOENT (no /proc). */
+ * "call shmx_client_arm", never "a frame is there". Each fd is an inotify
+ * instance: Linux allows a user fs.inotify.max_user_instances of them (128
+ * by default) over all its processes. Errors: SHMX_E_VERSION (the
+ * producer's format predates event fds), -EMFILE (descriptors or inotify
+ * instances exhausted), -ENOENT (no /proc). */
 SHMX_API int shmx_client_fd(shmx_client *cl);
 
 /* Drain the event fd and decide whether the caller may sleep on it. Returns
