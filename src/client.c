@@ -444,9 +444,25 @@ static int get_latest(shmx_client *cl, shmx_frame *f, int newer_only, uint8_t *b
   int rc = pre_read(cl, now);
   if (rc < 0) return rc;
   struct shmx__hdr *h = shmx__hdr(&cl->seg);
+  uint64_t found_fid = 0; /* frame found by a scan (see below), and where */
+  uint32_t found_slot = 0;
   for (int tries = 0; tries < READ_RETRIES; tries++) {
     uint64_t fid = atomic_load_explicit(&h->frame_seq, memory_order_acquire);
     uint32_t s = atomic_load_explicit(&h->latest_slot, memory_order_acquire);
+    if (found_fid && found_fid == fid) s = found_slot;
+    if (tries == READ_RETRIES / 2 && fid && !found_fid) {
+      /* latest_slot keeps naming a slot that does not hold frame_seq: the
+       * producer stored latest_slot for its next frame and died before
+       * frame_seq (publish stores them in that order). frame_seq's frame is
+       * still complete in some slot: find it. */
+      for (uint32_t k = 0; k < cl->seg.g.slots; k++)
+        if (atomic_load_explicit(&shmx__slot(&cl->seg, k)->seq, memory_order_acquire) ==
+            2 * fid) {
+          found_fid = fid;
+          found_slot = s = k;
+          break;
+        }
+    }
     if (fid == 0 || (newer_only && fid <= cl->last_id)) {
       if (atomic_load(&h->state) == SHMX__ST_CLOSED)
         return shmx__err(SHMX_E_CLOSED, "channel '%s'", cl->seg.name);

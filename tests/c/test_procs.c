@@ -630,6 +630,45 @@ TEST(schema_growth) {
   shmx_server_destroy(s);
 }
 
+/* A producer killed between publish's store of latest_slot (for its next
+ * frame) and its store of frame_seq leaves latest_slot naming a slot that
+ * does not hold frame_seq's frame. Made here by hand: latest readers must
+ * still find frame_seq's frame (it is complete in its own slot), not give
+ * SHMX_E_BUSY forever (seen once in the SIGKILL matrix under ASan). */
+TEST(latest_slot_ahead_of_frame_seq) {
+  const char *name = harness_name("ahead");
+  shmx_server *srv = mk(name, 4, 4, 0, 0);
+  CHECK(srv);
+  CHECK_OK(pub(srv, 1));
+  CHECK_OK(pub(srv, 2));
+  char path[160];
+  snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, name);
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  CHECK_GE(fd, 0);
+  struct shmx__hdr *h = mmap(NULL, SHMX__HDR_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  CHECK(h != MAP_FAILED);
+  uint32_t s2 = atomic_load(&h->latest_slot);
+  CHECK_EQ(atomic_load(&h->frame_seq), 2u);
+  shmx_client *cl = NULL;
+  CHECK_OK(shmx_client_open(name, &cl));
+  /* point latest_slot at frame 1's slot (any slot but frame 2's) */
+  uint32_t other = (s2 + 3) % 4;
+  atomic_store(&h->latest_slot, other);
+  shmx_frame f;
+  CHECK_OK(shmx_client_latest(cl, &f));
+  CHECK_EQ(f.frame_id, 2u);
+  CHECK_EQ(verify(&f), 0);
+  shmx_frame_release(cl, &f);
+  static uint8_t buf[2 * PAT_BYTES];
+  CHECK_OK(shmx_client_copy_latest(cl, buf, sizeof buf, &f));
+  CHECK_EQ(f.frame_id, 2u);
+  atomic_store(&h->latest_slot, s2);
+  shmx_client_close(cl);
+  munmap(h, SHMX__HDR_BYTES);
+  shmx_server_destroy(srv);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN(cross_process_integrity);
@@ -644,5 +683,6 @@ int main(void) {
   RUN(corrupted_segment);
   RUN(checksum);
   RUN(schema_growth);
+  RUN(latest_slot_ahead_of_frame_seq);
   return harness_done();
 }
