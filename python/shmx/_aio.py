@@ -4,9 +4,9 @@ Each await registers the client's event fd (Client.fileno()) with the running
 loop's selector for as long as it sleeps (loop.add_reader), so one loop serves
 any number of channels with no thread per client. A sleeper re-arms at least
 every second (arm() heartbeats), so producers that reap by heartbeat age keep
-it, and a Client closed meanwhile raises NotOpenError within that second. The protocol is the C one
-(shmx_client_arm): arm(), then sleep only if it said there is nothing to
-read; a publish racing the arm is never lost. Cancelling an await removes the
+it, and a Client closed meanwhile raises NotOpenError within that second. The
+protocol is the C one (shmx_client_arm): arm(), then sleep only if it said
+there is nothing to read; a publish racing the arm is never lost. Cancelling an await removes the
 fd from the loop and consumes no frame, so an in-order reader loses nothing.
 """
 import asyncio
