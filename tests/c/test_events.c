@@ -9,6 +9,7 @@
  * reader killed while armed costs the producer one ring, no more.
  */
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
@@ -305,8 +306,10 @@ static int lockstep_producer(void *arg) {
   uint64_t x = 0x9E3779B97F4A7C15ull;
   for (uint64_t k = 1; k <= RACE_ROUNDS; k++) {
     uint64_t end = harness_now_ms() + 5000;
-    while (atomic_load(&g_page[1]) != k - 1)
+    while (atomic_load(&g_page[1]) != k - 1) {
       if (harness_now_ms() > end) return 3; /* reader stuck: reported there */
+      sched_yield(); /* a loaded machine's other tests need the CPU too */
+    }
     /* land the publish anywhere in the reader's arm-then-poll sequence */
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     for (volatile uint64_t spin = x % 2000; spin > 0; spin--) {
