@@ -1,8 +1,8 @@
 """One asyncio loop reading three shmx channels and running a timer, with no
 thread per channel (issue 15).
 
-    python examples/async_readers.py            # starts its own producers
-    python examples/async_readers.py --produce  # (the producer side)
+    python examples/async_readers.py                   # starts its own producers
+    python examples/async_readers.py --produce PREFIX  # (the producer side)
 
 The producer process publishes a camera-like stream at 30 Hz, an IMU-like
 stream at 200 Hz and a slow status stream at 2 Hz for three seconds, then
@@ -19,14 +19,15 @@ import time
 
 import shmx
 
-CHANNELS = [("ex_camera", 30.0, 4096), ("ex_imu", 200.0, 64), ("ex_status", 2.0, 16)]
+# (short name, rate in Hz, frame bytes); channel names get a per-run prefix
+STREAMS = [("camera", 30.0, 4096), ("imu", 200.0, 64), ("status", 2.0, 16)]
 SPEC = [shmx.create_stream_spec(1, "data", shmx.DT_U8, 1, 1)]
 SECONDS = 3.0
 
 
-def produce():
-    servers = [(shmx.Server(name, streams=SPEC, slots=64), 1.0 / hz, size)
-               for name, hz, size in CHANNELS]
+def produce(prefix):
+    servers = [(shmx.Server(prefix + name, streams=SPEC, slots=64), 1.0 / hz, size)
+               for name, hz, size in STREAMS]
     print("ready", flush=True)
     t0 = time.monotonic()
     due = [t0] * len(servers)
@@ -43,15 +44,15 @@ def produce():
         srv.destroy()
 
 
-async def read(name, in_order, counts, lat):
-    with shmx.Client(name) as client:
+async def read(prefix, name, in_order, counts, lat):
+    with shmx.Client(prefix + name) as client:
         async for frame in client.frames(in_order=in_order):
             (sent,) = struct.unpack_from("d", memoryview(frame["data"]))
             lat.append(time.monotonic() - sent)
             counts[name] = counts.get(name, 0) + 1
 
 
-async def main():
+async def main(prefix):
     counts, lat = {}, []
 
     async def timer():
@@ -60,8 +61,8 @@ async def main():
             print("  t+1s:", ", ".join("%s %d" % kv for kv in sorted(counts.items())))
 
     tick = asyncio.create_task(timer())
-    await asyncio.gather(*(read(name, name != "ex_camera", counts, lat)
-                           for name, _, _ in CHANNELS))
+    await asyncio.gather(*(read(prefix, name, name != "camera", counts, lat)
+                           for name, _, _ in STREAMS))
     tick.cancel()
     lat.sort()
     print("frames:", counts)
@@ -70,13 +71,14 @@ async def main():
 
 
 if __name__ == "__main__":
-    if "--produce" in sys.argv:
-        produce()
+    if sys.argv[1:2] == ["--produce"]:
+        produce(sys.argv[2])
         sys.exit(0)
-    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--produce"],
+    prefix = "ex%d_" % os.getpid()  # two runs at once do not collide
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--produce", prefix],
                          stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "ready"
-        asyncio.run(asyncio.wait_for(main(), 30))
+        asyncio.run(asyncio.wait_for(main(prefix), 30))
     finally:
         p.wait(timeout=30)

@@ -255,8 +255,8 @@ def test_example_async_readers_runs():
     counts = ast.literal_eval(line.split(":", 1)[1].strip())
     # 3 s at 30 / 200 / 2 Hz (~90 / 600 / 6 frames; bounds loose for a
     # loaded machine): every channel was read in the same loop
-    assert counts["ex_imu"] >= 300 and counts["ex_status"] >= 3
-    assert counts["ex_camera"] >= 30
+    assert counts["imu"] >= 300 and counts["status"] >= 3
+    assert counts["camera"] >= 30
 
 
 NS_READER = r"""
