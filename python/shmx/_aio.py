@@ -81,9 +81,7 @@ class _Sleeper:
 async def _await_ready(client, timeout, what):
     loop = asyncio.get_running_loop()
     deadline = _deadline(loop, timeout, what)
-    if client.arm():  # the common case of a busy channel: no loop work at all
-        return True
-    sleeper = _Sleeper(client, loop)
+    sleeper = _Sleeper(client, loop)  # registers nothing unless it must sleep
     try:
         return await sleeper.ready(deadline)
     finally:
@@ -130,10 +128,9 @@ async def frames(self, in_order=False):
     try:
         while True:
             try:
-                if not self.arm():
-                    if sleeper is None:
-                        sleeper = _Sleeper(self, loop)
-                    await sleeper.ready(None)
+                if sleeper is None:
+                    sleeper = _Sleeper(self, loop)
+                await sleeper.ready(None)  # arms first: no sleep if a frame is there
             except ClosedError:
                 if not self.is_open():
                     raise  # closed by us, not by the producer
