@@ -188,13 +188,16 @@ TEST(death_and_restart_wake) {
 #define NCH 64
 #define PER_CH 200
 
+/* Each channel's name comes from harness_name(), so the harness removes
+ * every one of them (segment and lock file) at exit even if the test fails
+ * or the feeder is killed. Set before the feeder is forked. */
+static const char *ch_names[NCH];
+
 static int feeder(void *arg) {
   (void)arg;
   shmx_server *s[NCH];
-  char nm[NCH][96];
   for (int i = 0; i < NCH; i++) {
-    snprintf(nm[i], sizeof nm[i], "%s-%d", g_name, i);
-    if (!(s[i] = mk(nm[i], 64))) return 1;
+    if (!(s[i] = mk(ch_names[i], 64))) return 1;
   }
   atomic_store(&g_page[0], 1);
   while (atomic_load(&g_page[1]) != NCH) usleep(1000); /* all readers armed */
@@ -225,7 +228,7 @@ static double cpu_s(void) {
 }
 
 TEST(epoll_64_channels) {
-  g_name = harness_name("ev64");
+  for (int i = 0; i < NCH; i++) ch_names[i] = harness_name("ev64");
   g_page = shared(4096);
   CHECK(g_page);
   pid_t p = harness_spawn(feeder, NULL);
@@ -235,9 +238,7 @@ TEST(epoll_64_channels) {
   int ep = epoll_create1(EPOLL_CLOEXEC);
   CHECK_GE(ep, 0);
   for (int i = 0; i < NCH; i++) {
-    char nm[96];
-    snprintf(nm, sizeof nm, "%s-%d", g_name, i);
-    CHECK_OK(shmx_client_open(nm, &cl[i]));
+    CHECK_OK(shmx_client_open(ch_names[i], &cl[i]));
     CHECK_EQ(shmx_client_arm(cl[i]), 0);
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
     CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, shmx_client_fd(cl[i]), &ev));
