@@ -89,14 +89,18 @@ def run_case(mode, count):
         def stamp_of(f):
             return struct.unpack_from("Q", memoryview(f["t"]))[0]
 
+        def take(now, stamp):
+            """Record one sample; False at the end marker (stamp 0)."""
+            if stamp == 0:
+                return False
+            out.append(now - stamp)
+            return True
+
         if mode == "shmx_wait":
             while True:
                 f = c.wait_frame(timeout=10)
-                now = mono()
-                s = stamp_of(f)
-                if s == 0:
+                if not take(mono(), stamp_of(f)):
                     break
-                out.append(now - s)
         elif mode == "shmx_epoll":
             import select
             ep = select.epoll()
@@ -105,47 +109,33 @@ def run_case(mode, count):
                 while not c.arm():
                     ep.poll(10)
                 f = c.latest_frame()
-                now = mono()
-                s = stamp_of(f)
-                if s == 0:
+                if not take(mono(), stamp_of(f)):
                     break
-                out.append(now - s)
             ep.close()
         elif mode == "pipe_blocking":
             while True:
                 b = os.read(rfd, 8)
-                now = mono()
-                s = struct.unpack("Q", b)[0]
-                if s == 0:
+                if not take(mono(), struct.unpack("Q", b)[0]):
                     break
-                out.append(now - s)
         else:
             async def main():
                 loop = asyncio.get_running_loop()
                 if mode == "shmx_async":
                     while True:
                         f = await asyncio.wait_for(c.wait_frame_async(), 10)
-                        now = mono()
-                        s = stamp_of(f)
-                        if s == 0:
+                        if not take(mono(), stamp_of(f)):
                             return
-                        out.append(now - s)
                 if mode == "shmx_frames":
                     async for f in c.frames():
-                        now = mono()
-                        s = stamp_of(f)
-                        if s == 0:
+                        if not take(mono(), stamp_of(f)):
                             return
-                        out.append(now - s)
                 q = asyncio.Queue()
                 loop.add_reader(rfd, lambda: q.put_nowait((mono(), os.read(rfd, 8))))
                 try:
                     while True:
                         now, b = await asyncio.wait_for(q.get(), 10)
-                        s = struct.unpack("Q", b)[0]
-                        if s == 0:
+                        if not take(now, struct.unpack("Q", b)[0]):
                             return
-                        out.append(now - s)
                 finally:
                     loop.remove_reader(rfd)
             asyncio.run(main())

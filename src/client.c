@@ -721,11 +721,9 @@ int shmx_client_arm(shmx_client *cl) {
   /* Drain first: whatever rings from here on leaves the fd readable. */
   int what = shmx__notify_drain(cl->ev_fd);
   if (what < 0) return shmx__err(what, "channel '%s': event fd", cl->seg.name);
+  /* the checks every read makes: truncated, reaped, heartbeat, schema */
+  if ((rc = pre_read(cl, shmx__mono_coarse_ns())) < 0) return rc;
   struct shmx__hdr *h = shmx__hdr(&cl->seg);
-  SHMX__TRUNCATED_CHECK(&cl->seg);
-  if (reaped(cl)) return on_reaped(cl);
-  atomic_store_explicit(&shmx__rdr(&cl->seg, cl->slot)->heartbeat_ns,
-                        shmx__mono_coarse_ns(), memory_order_relaxed);
   /* Something to read already: say so without asking for a ring. */
   if (atomic_load_explicit(&h->frame_seq, memory_order_acquire) > cl->last_id) return 1;
   /* Ask for a ring, then re-check: this seq_cst RMW pairs with publish's

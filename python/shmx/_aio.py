@@ -88,6 +88,15 @@ async def _await_ready(client, timeout, what):
         sleeper.stop()
 
 
+async def _await_frame(client, timeout, what, get):
+    """The frame get() returns once arm() says one is there; None at the timeout."""
+    while await _await_ready(client, timeout, what):
+        f = get()
+        if f is not None:
+            return f
+    return None
+
+
 async def wait_frame_async(self, timeout=None):
     """await wait_frame_async(timeout=None) -> Frame | None
 
@@ -95,11 +104,7 @@ async def wait_frame_async(self, timeout=None):
     until a frame newer than the last one returned is published, and returns
     the newest. None on timeout. Raises ClosedError / ProducerDeadError /
     ProducerRestartedError when the channel ends."""
-    while await _await_ready(self, timeout, "wait_frame_async"):
-        f = self.latest_frame()
-        if f is not None:
-            return f
-    return None
+    return await _await_frame(self, timeout, "wait_frame_async", self.latest_frame)
 
 
 async def next_frame_async(self, timeout=None):
@@ -108,11 +113,7 @@ async def next_frame_async(self, timeout=None):
     The asyncio form of next_frame(timeout): the next frame in order after the
     last one returned (Frame.dropped counts frames lost before it), waiting
     in the running loop. None on timeout. Cancelling it loses no frame."""
-    while await _await_ready(self, timeout, "next_frame_async"):
-        f = self.next_frame()
-        if f is not None:
-            return f
-    return None
+    return await _await_frame(self, timeout, "next_frame_async", self.next_frame)
 
 
 async def frames(self, in_order=False):
