@@ -280,6 +280,19 @@ SHMX_API int shmx_server_reserve(shmx_server *srv, uint32_t stream_id,
 SHMX_API int shmx_server_publish(shmx_server *srv, double sim_time,
                                  uint64_t *frame_id);
 
+/* Largest frame id a channel can carry (seq words hold 2 x id). */
+#define SHMX_FRAME_ID_MAX (UINT64_C(1) << 62)
+
+/* Publish the begun frame under a caller-given frame_id, for relays and
+ * replays that keep another channel's numbering (shmx bridge, shmx play).
+ * frame_id must exceed every id published before on this handle (gaps are
+ * allowed: in-order readers count them in shmx_frame.dropped, as frames
+ * they missed) and be <= SHMX_FRAME_ID_MAX; plain shmx_server_publish
+ * continues from frame_id + 1. Errors: SHMX_E_STATE (no frame begun),
+ * SHMX_E_ARG (id not above the last one; the frame stays begun). */
+SHMX_API int shmx_server_publish_id(shmx_server *srv, uint64_t frame_id,
+                                    double sim_time);
+
 /* Drop the begun frame; readers never see it. SHMX_E_STATE if none. */
 SHMX_API int shmx_server_abort(shmx_server *srv);
 

@@ -29,7 +29,6 @@ struct shmx_server {
   /* frame in progress */
   int in_frame;
   uint32_t cur;            /* slot being written */
-  uint64_t cur_fid;
   uint64_t pos;            /* next record offset in the slot */
   uint64_t payload;
   uint32_t tlv_count;
@@ -419,7 +418,6 @@ int shmx_server_begin(shmx_server *srv) {
   }
 chosen:
   srv->in_frame = 1;
-  srv->cur_fid = fid;
   srv->pos = 0;
   srv->payload = 0;
   srv->tlv_count = 0;
@@ -491,8 +489,26 @@ int shmx_server_reserve(shmx_server *srv, uint32_t stream_id,
   return 0;
 }
 
+static int publish(shmx_server *srv, uint64_t fid, double sim_time, uint64_t *frame_id);
+
 int shmx_server_publish(shmx_server *srv, double sim_time, uint64_t *frame_id) {
   if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
+  return publish(srv, srv->next_fid, sim_time, frame_id);
+}
+
+int shmx_server_publish_id(shmx_server *srv, uint64_t frame_id, double sim_time) {
+  if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
+  if (!srv->in_frame) return shmx__err(SHMX_E_STATE, "no frame begun");
+  if (frame_id < srv->next_fid || frame_id > SHMX_FRAME_ID_MAX)
+    return shmx__err(SHMX_E_ARG, "frame id %llu: must be in [%llu, 2^62] (ids only "
+                     "increase)", (unsigned long long)frame_id,
+                     (unsigned long long)srv->next_fid);
+  return publish(srv, frame_id, sim_time, NULL);
+}
+
+/* Publish the begun frame as fid (>= next_fid: begin marked the slot busy
+ * with next_fid, and any odd seq means "being written"). */
+static int publish(shmx_server *srv, uint64_t fid, double sim_time, uint64_t *frame_id) {
   if (!srv->in_frame) return shmx__err(SHMX_E_STATE, "no frame begun");
   const shmx__seg *s = &srv->seg;
   if (SHMX__UNLIKELY(shmx__seg_truncated(s))) { /* nobody can see it now */
@@ -503,7 +519,7 @@ int shmx_server_publish(shmx_server *srv, double sim_time, uint64_t *frame_id) {
   struct shmx__slotdesc *d = shmx__slot(s, srv->cur);
   /* The stamp: CLOCK_MONOTONIC via the TSC where that is sound (stamp.c),
    * never earlier than the previous frame's. */
-  uint64_t fid = srv->cur_fid, now = shmx__stamp_ns();
+  uint64_t now = shmx__stamp_ns();
   if (now < srv->last_stamp) now = srv->last_stamp;
   srv->last_stamp = now;
   SHMX__ST(d->frame_id, fid);

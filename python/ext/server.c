@@ -497,21 +497,25 @@ static PyObject *Server_reserve_stream(ServerObject *self, PyObject *args,
 
 static PyObject *Server_publish_frame(ServerObject *self, PyObject *const *args,
                                       Py_ssize_t nargs, PyObject *kwnames) {
-  static const char *const names[] = {"frame_handle", "sim_time"};
-  PyObject *a[2];
-  if (parse_args("publish_frame", args, nargs, kwnames, names, 1, 2, a) < 0)
+  static const char *const names[] = {"frame_handle", "sim_time", "frame_id"};
+  PyObject *a[3];
+  if (parse_args("publish_frame", args, nargs, kwnames, names, 1, 3, a) < 0)
     return NULL;
   double t = 0.0;
   if (a[1] != NULL) {
     t = PyFloat_AsDouble(a[1]);
     if (t == -1.0 && PyErr_Occurred()) return NULL;
   }
+  uint64_t want = 0;
+  int given = a[2] != NULL && a[2] != Py_None;
+  if (given && conv_u64(a[2], "frame_id", &want) < 0) return NULL;
   if (server_ok(self, "publish_frame") < 0 ||
       server_check_handle(self, a[0], "publish_frame") < 0 ||
       server_no_exports(self, "publish_frame") < 0)
     return NULL;
-  uint64_t id = 0;
-  int rc = shmx_server_publish(self->srv, t, &id);
+  uint64_t id = want;
+  int rc = given ? shmx_server_publish_id(self->srv, want, t)
+                 : shmx_server_publish(self->srv, t, &id);
   if (rc < 0) return raise_last(self->st, rc, "publish_frame");
   self->in_frame = 0;
   self->last_frame_id = id;
@@ -738,7 +742,10 @@ static PyMethodDef Server_methods[] = {
    "place. Release it (del / with) before publish_frame()."},
   {"publish_frame", (PyCFunction)(void (*)(void))Server_publish_frame,
    METH_FASTCALL | METH_KEYWORDS,
-   "publish_frame(frame_handle, sim_time) -> bool"},
+   "publish_frame(frame_handle, sim_time=0.0, frame_id=None) -> bool\n\n"
+   "Publish the begun frame. frame_id (optional) publishes it under that id\n"
+   "instead of the next one: it must exceed every id published before\n"
+   "(gaps count as drops for in-order readers); for relays and replays."},
   {"abort_frame", (PyCFunction)Server_abort_frame, METH_O,
    "abort_frame(frame_handle)\n\nDrop the begun frame."},
   {"add_stream", (PyCFunction)Server_add_stream, METH_O,

@@ -353,8 +353,61 @@ TEST(record_table_follows_each_frame) {
   shmx_server_destroy(s);
 }
 
+/* Caller-given frame ids (relays, replays): kept as given, gaps are drops
+ * for in-order readers, ids never go back, a refused id leaves the frame
+ * begun, and plain publish continues after the given id. */
+TEST(publish_given_id) {
+  const char *n = harness_name("pid");
+  shmx_server *s = mk(n, 8, 0);
+  CHECK(s);
+  shmx_client *c, *c2;
+  CHECK_OK(shmx_client_open(n, &c));
+  CHECK_OK(shmx_client_open(n, &c2));
+  uint64_t ids[] = {5, 6, 9, 100};
+  for (int i = 0; i < 4; i++) {
+    CHECK_OK(shmx_server_begin(s));
+    CHECK_OK(shmx_server_append(s, 1, &ids[i], 8, 1));
+    CHECK_OK(shmx_server_publish_id(s, ids[i], (double)ids[i] / 4));
+  }
+  CHECK_EQ(shmx_client_frame_seq(c), 100);
+  shmx_frame f;
+  uint64_t want_drop[] = {0, 0, 2, 90};
+  for (int i = 0; i < 4; i++) {
+    CHECK_OK(shmx_client_next(c, &f));
+    CHECK_EQ(f.frame_id, ids[i]);
+    CHECK(f.sim_time == (double)ids[i] / 4);
+    uint64_t v;
+    memcpy(&v, f.streams[0].data, 8);
+    CHECK_EQ(v, ids[i]);
+    CHECK_EQ(f.dropped, want_drop[i]);
+    shmx_frame_release(c, &f);
+  }
+  CHECK_ERR(shmx_client_next(c, &f), SHMX_E_NOFRAME);
+  CHECK_OK(shmx_client_latest(c2, &f));
+  CHECK_EQ(f.frame_id, 100);
+  shmx_frame_release(c2, &f);
+  /* Not above the last id, or beyond the maximum: refused, still begun. */
+  CHECK_OK(shmx_server_begin(s));
+  CHECK_ERR(shmx_server_publish_id(s, 100, 0), SHMX_E_ARG);
+  CHECK_ERR(shmx_server_publish_id(s, 7, 0), SHMX_E_ARG);
+  CHECK_ERR(shmx_server_publish_id(s, SHMX_FRAME_ID_MAX + 1, 0), SHMX_E_ARG);
+  CHECK_ERR(shmx_server_begin(s), SHMX_E_STATE);
+  uint64_t id = 0;
+  CHECK_OK(shmx_server_publish(s, 0, &id));
+  CHECK_EQ(id, 101);
+  CHECK_ERR(shmx_server_publish_id(s, 200, 0), SHMX_E_STATE); /* none begun */
+  CHECK_OK(shmx_client_next(c, &f));
+  CHECK_EQ(f.frame_id, 101);
+  CHECK_EQ(f.dropped, 0);
+  shmx_frame_release(c, &f);
+  shmx_client_close(c);
+  shmx_client_close(c2);
+  shmx_server_destroy(s);
+}
+
 int main(void) {
   RUN(roundtrip);
+  RUN(publish_given_id);
   RUN(append_errors);
   RUN(next_in_order_and_drops);
   RUN(prefaulted_publish);

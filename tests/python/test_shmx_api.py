@@ -272,6 +272,32 @@ def test_frame_object_api(chan):
         s.destroy()
 
 
+def test_publish_with_given_frame_id(chan):
+    name = chan()
+    s, c = make_pair(name, slots=4)
+    try:
+        for fid in (7, 8, 12):
+            h = s.begin_frame()
+            s.append_stream(h, 1, struct.pack("Q", fid), 1)
+            assert s.publish_frame(h, fid / 2, frame_id=fid) is True
+        got = []
+        while (f := c.next_frame()) is not None:
+            got.append((f.frame_id, f.sim_time, f.dropped,
+                        struct.unpack("Q", bytes(f["frame_id"]))[0]))
+            del f
+        assert got == [(7, 3.5, 0, 7), (8, 4.0, 0, 8), (12, 6.0, 3, 12)]
+        h = s.begin_frame()
+        with pytest.raises(shmx.InvalidArgumentError, match="ids only increase"):
+            s.publish_frame(h, 0.0, frame_id=12)
+        with pytest.raises(TypeError):
+            s.publish_frame(h, 0.0, frame_id="13")
+        assert s.publish_frame(h) is True   # the frame stayed begun
+        assert c.frame_seq == 13
+    finally:
+        c.close()
+        s.destroy()
+
+
 def test_next_frame_in_order_and_dropped(chan):
     name = chan()
     s, c = make_pair(name, slots=4)
