@@ -503,6 +503,12 @@ SHMX_API uint64_t shmx_client_frame_seq(const shmx_client *cl);
 SHMX_API int shmx_client_send(shmx_client *cl, uint32_t type, const void *data,
                               uint32_t len);
 
+/* Add n to this reader's frames_dropped as the producer and monitors see it
+ * (shmx_reader_info, shmx top): for a relay that read frames but had to drop
+ * them downstream (shmx bridge on a slow network). Errors: SHMX_E_REAPED,
+ * SHMX_E_CORRUPT (truncated). */
+SHMX_API int shmx_client_note_dropped(shmx_client *cl, uint64_t n);
+
 /* Record a heartbeat now (reads and waits do this automatically). */
 SHMX_API int shmx_client_heartbeat(shmx_client *cl);
 

@@ -405,6 +405,20 @@ static int copy_slot(shmx_client *cl, uint32_t s, uint64_t fid, shmx_frame *f, u
   return 0;
 }
 
+static void add_dropped(struct shmx__reader *r, uint64_t n) {
+  atomic_store_explicit(&r->frames_dropped,
+                        atomic_load_explicit(&r->frames_dropped, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+
+int shmx_client_note_dropped(shmx_client *cl, uint64_t n) {
+  if (!cl) return shmx__err(SHMX_E_ARG, "client is NULL");
+  SHMX__TRUNCATED_CHECK(&cl->seg);
+  if (reaped(cl)) return shmx__err(SHMX_E_REAPED, "channel '%s'", cl->seg.name);
+  add_dropped(shmx__rdr(&cl->seg, cl->slot), n);
+  return 0;
+}
+
 static void account(shmx_client *cl, const shmx_frame *f) {
   struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
   cl->last_id = f->frame_id;
@@ -412,11 +426,7 @@ static void account(shmx_client *cl, const shmx_frame *f) {
   atomic_store_explicit(&r->frames_read,
                         atomic_load_explicit(&r->frames_read, memory_order_relaxed) + 1,
                         memory_order_relaxed);
-  if (f->dropped)
-    atomic_store_explicit(&r->frames_dropped,
-                          atomic_load_explicit(&r->frames_dropped,
-                                               memory_order_relaxed) + f->dropped,
-                          memory_order_relaxed);
+  if (f->dropped) add_dropped(r, f->dropped);
 }
 
 /* Start the transfers a read of the latest frame will wait for, so that

@@ -1,7 +1,7 @@
 /*
  * main.c -- `shmx`: see and manage shmx channels on this machine.
  *
- *   shmx ls | inspect NAME | top NAME | rm NAME | demo | bench
+ *   shmx ls | inspect NAME | top NAME | rm NAME | demo | bench | bridge
  *
  * Each command lives in its own file (cmd_*.c) and returns the exit code:
  * 0 ok, 1 error, 2 usage.
@@ -22,7 +22,17 @@ static const struct {
     {"rm", cmd_rm, "remove a channel whose producer is dead (or --stale)"},
     {"demo", cmd_demo, "a producer and readers in separate processes, live"},
     {"bench", cmd_bench, "run the core benchmark suite"},
+    {"bridge", cmd_bridge, "carry a channel to other machines over ZeroMQ"},
 };
+
+#ifndef SHMX_HAVE_BRIDGE
+int cmd_bridge(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  cli_error("bridge", "this shmx was built without libzmq (install libzmq3-dev, rebuild)");
+  return CLI_ERR;
+}
+#endif
 
 static void usage(FILE *f) {
   fprintf(f,

@@ -31,6 +31,7 @@ int cmd_top(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bridge(int argc, char **argv); /* cmd_bridge.c, or a stub without libzmq */
 
 /* ---- errors ------------------------------------------------------------- */
 

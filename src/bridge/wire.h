@@ -1,0 +1,98 @@
+/*
+ * wire.h -- the shmx bridge's messages (docs/bridge.md, "Wire format").
+ *
+ * Pure encoding and decoding, no sockets: the sender and receiver in
+ * bridge.c, the unit tests and the libFuzzer target share it. Every
+ * message is a ZeroMQ multipart message of exactly two parts:
+ *
+ *   SCHEMA  [ header (64 B) ] [ schema blob ]
+ *   FRAME   [ header (64 B) + directory (32 B per stream) ] [ stream bytes ]
+ *           or, for small frames, one part: header + directory + bytes
+ *   BYE     [ header (64 B) ] [ empty ]
+ *
+ * All integers little-endian. Decoders trust nothing: every count, length
+ * and sum is checked against the bytes received before use.
+ */
+#ifndef SHMX_BRIDGE_WIRE_H
+#define SHMX_BRIDGE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shmx.h"
+
+#define SHMX__BR_MAGIC 0x31425853u /* "SXB1" */
+#define SHMX__BR_VERSION 1
+#define SHMX__BR_HDR 64
+#define SHMX__BR_DIRENT 32
+#define SHMX__BR_GEOM 48
+#define SHMX__BR_SPEC 24
+#define SHMX__BR_MAX_STREAMS 1024  /* schema streams a receiver accepts */
+#define SHMX__BR_MAX_USER 1024     /* schema user records */
+
+enum shmx__br_type { SHMX__BR_SCHEMA = 1, SHMX__BR_FRAME = 2, SHMX__BR_BYE = 3 };
+enum shmx__br_codec { SHMX__BR_RAW = 0, SHMX__BR_ZSTD = 1, SHMX__BR_LZ4 = 2 };
+
+/* The fixed header of every message. */
+typedef struct shmx__br_hdr {
+  uint32_t type;            /* enum shmx__br_type */
+  uint32_t codec;           /* FRAME: enum shmx__br_codec of the data part */
+  uint64_t sender_id;       /* random per sender run, never 0 */
+  uint64_t session;         /* origin channel's session id */
+  uint32_t schema_gen;      /* sender's schema version (1, 2, ...) */
+  uint32_t n_streams;       /* FRAME: directory entries */
+  uint64_t frame_id;        /* FRAME: origin frame id (>= 1) */
+  double sim_time;          /* FRAME */
+  uint64_t origin_ns;       /* FRAME: CLOCK_REALTIME ns of origin publish */
+  uint64_t sender_dropped;  /* frames the sender dropped so far */
+} shmx__br_hdr;
+
+typedef struct shmx__br_dirent {
+  uint32_t stream_id;
+  uint64_t elem_count;
+  uint64_t bytes;           /* bytes of this stream in the frame */
+  uint64_t wire_bytes;      /* its bytes in the data (== bytes if RAW) */
+} shmx__br_dirent;
+
+/* A decoded schema. Strings and extra bytes point into the blob. */
+typedef struct shmx__br_schema {
+  char name[SHMX_NAME_MAX + 1]; /* origin channel name (valid) */
+  uint32_t slots, reader_slots, flags;
+  uint64_t static_cap, frame_cap, control_per_reader;
+  uint32_t n_streams, n_user;
+  shmx_stream_spec *streams; /* n_streams, malloc'd (names: see names) */
+  char *names;               /* NUL-terminated names, malloc'd */
+  const uint8_t **user;      /* n_user pointers into the blob, malloc'd */
+  uint32_t *user_len;
+} shmx__br_schema;
+
+/* Write h into out[SHMX__BR_HDR]. */
+void shmx__br_hdr_put(uint8_t *out, const shmx__br_hdr *h);
+/* Parse a first part of n bytes: the header, then (FRAME) the directory,
+ * n_streams entries (<= SHMX_FRAME_MAX_STREAMS) into dir[]; *tail (if
+ * non-NULL) gets the bytes after them (a one-part frame's data; must be 0
+ * for other messages). Returns 0 or SHMX_E_CORRUPT (magic, version, type,
+ * lengths) with shmx_errmsg() saying what. */
+int shmx__br_hdr_get(const uint8_t *p, size_t n, shmx__br_hdr *h,
+                     shmx__br_dirent dir[SHMX_FRAME_MAX_STREAMS], size_t *tail);
+/* Write directory entry i of a FRAME's first part. */
+void shmx__br_dirent_put(uint8_t *part, uint32_t i, const shmx__br_dirent *d);
+/* Check a directory against the data's size: the wire_bytes sum to
+ * data_len exactly, the bytes sum to at most cap, and RAW entries have
+ * wire_bytes == bytes. SHMX_E_CORRUPT otherwise. */
+int shmx__br_dir_check(const shmx__br_dirent *dir, uint32_t n, uint32_t codec,
+                       uint64_t cap, uint64_t data_len);
+
+/* Encode a schema; *out is malloc'd (*len bytes). The caller passes the
+ * geometry and the record lists. */
+int shmx__br_schema_encode(const char *name, const shmx_header_info *geom,
+                           const shmx_stream_info *st, int n_streams,
+                           const uint8_t *const *user, const uint32_t *user_len,
+                           int n_user, uint8_t **out, size_t *len);
+/* Decode (and check) a schema blob; free with shmx__br_schema_free. Each
+ * spec passes the same checks as shmx_server_create's, so a decoded schema
+ * is one a producer accepts. Errors: SHMX_E_CORRUPT, -ENOMEM. */
+int shmx__br_schema_decode(const uint8_t *p, size_t n, shmx__br_schema *s);
+void shmx__br_schema_free(shmx__br_schema *s);
+
+#endif /* SHMX_BRIDGE_WIRE_H */
