@@ -15,7 +15,7 @@ PIP_DEPS := meson ninja meson-python pytest pytest-timeout numpy
 JOBS ?= 2
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build demo test deps test-users test-c test-install test-asan test-tsan test-python \
+.PHONY: all build demo test deps sys-deps test-users test-c test-install test-asan test-tsan test-python \
         test-python-nodictver test-python-asan test-python-tsan test-fuzz fuzz-deps bench \
         clean py
 
@@ -27,7 +27,14 @@ $(VENV)/.stamp:
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q $(PIP_DEPS)
 	touch $@
-deps: $(VENV)/.stamp
+deps: $(VENV)/.stamp sys-deps
+
+# Debian packages the C build links: libzmq (shmx bridge), zstd and lz4
+# (its optional compression), pkg-config to find them.
+SYS_PKGS := pkg-config libzmq3-dev libzstd-dev liblz4-dev
+sys-deps:
+	@pkg-config --exists libzmq libzstd liblz4 2>/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYS_PKGS) >/dev/null; }
 
 # clang + libFuzzer runtime for the fuzz targets (Debian packages).
 fuzz-deps:

@@ -16,7 +16,7 @@ work=$(mktemp -d /tmp/shmx-fuzz.XXXXXX)
 status=0
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-for t in segment control; do
+for t in segment control bridge; do
   exe="$build/fuzz/fuzz_$t"
   if [ ! -x "$exe" ]; then
     echo "fuzz: $exe not built (configure with -Dfuzz=true and CC=clang-14)" >&2
