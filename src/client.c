@@ -32,6 +32,7 @@ struct shmx_client {
   uint32_t lock_k;             /* our lock identity in it */
   uint64_t id;                 /* our reader id */
   uint64_t last_id;            /* last frame returned */
+  uint32_t next_hint;          /* slot after the one next() last read */
   uint32_t *pinref;            /* per frame slot: frames we hold there */
   shmx_frame_stream **fs;      /* per frame slot: parsed record table */
   struct held { shmx_frame f; uint32_t gen; uint64_t used; } *held; /* per
@@ -539,10 +540,19 @@ int shmx_client_next(shmx_client *cl, shmx_frame *f) {
       if ((rc = probe_owner(cl, top, now))) return rc;
       return SHMX_E_NOFRAME;
     }
-    /* The oldest published frame newer than last_id (ideally last_id+1). */
+    /* The oldest published frame newer than last_id (ideally last_id+1).
+     * A producer fills free slots oldest first, so that frame is usually in
+     * the slot after the last one read: try it before scanning them all. */
     uint32_t best = SHMX__NO_SLOT;
     uint64_t best_fid = 0;
-    for (uint32_t s = 0; s < seg->g.slots; s++) {
+    uint32_t hint = cl->next_hint < seg->g.slots ? cl->next_hint : 0;
+    if (atomic_load_explicit(&shmx__slot(seg, hint)->seq, memory_order_relaxed) ==
+            2 * (cl->last_id + 1) && cl->last_id + 1 <= top) {
+      best = hint;
+      best_fid = cl->last_id + 1;
+    }
+    uint32_t scan = best == SHMX__NO_SLOT ? seg->g.slots : 0;
+    for (uint32_t s = 0; s < scan; s++) {
       uint64_t q = atomic_load_explicit(&shmx__slot(seg, s)->seq,
                                         memory_order_relaxed);
       if (q == 0 || (q & 1)) continue;
@@ -566,6 +576,7 @@ int shmx_client_next(shmx_client *cl, shmx_frame *f) {
       }
       f->dropped = cl->last_id ? best_fid - cl->last_id - 1 : 0;
       account(cl, f);
+      cl->next_hint = best + 1 == seg->g.slots ? 0 : best + 1;
       cl->probe_seq = top;
       cl->probe_ns = now;
     }

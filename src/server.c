@@ -380,15 +380,22 @@ int shmx_server_begin(shmx_server *srv) {
   SHMX__TRUNCATED_CHECK(s);
   uint64_t fid = srv->next_fid;
   for (int round = 0; round < 2; round++) {
-    /* Candidates: every slot but the latest, oldest frame first. */
+    /* Candidates: every slot but the latest, oldest frame first. The order
+     * comes from our private slot_fid[]; only the chosen slot's pins are
+     * read from shared memory (lines readers write), not every slot's. */
+    uint64_t skip[SHMX__MAX_SLOTS / 64] = {0}; /* found pinned this round */
     for (;;) {
       uint32_t best = SHMX__NO_SLOT;
       for (uint32_t i = 0; i < s->g.slots; i++) {
-        if (i == srv->latest || shmx__slot_pinned(s, i)) continue;
+        if (i == srv->latest || (skip[i >> 6] >> (i & 63) & 1)) continue;
         if (best == SHMX__NO_SLOT || srv->slot_fid[i] < srv->slot_fid[best])
           best = i;
       }
       if (best == SHMX__NO_SLOT) break;
+      if (shmx__slot_pinned(s, best)) {
+        skip[best >> 6] |= UINT64_C(1) << (best & 63);
+        continue;
+      }
       struct shmx__slotdesc *d = shmx__slot(s, best);
       uint64_t old = atomic_load_explicit(&d->seq, memory_order_relaxed);
       /* Dekker with the reader's pin: mark busy, then look for pins. A
@@ -397,6 +404,7 @@ int shmx_server_begin(shmx_server *srv) {
       if (shmx__slot_pinned(s, best)) {
         testcase(1); /* a reader pinned it between our check and mark */
         atomic_store(&d->seq, old);
+        skip[best >> 6] |= UINT64_C(1) << (best & 63);
         continue;
       }
       srv->cur = best;

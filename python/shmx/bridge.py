@@ -71,9 +71,14 @@ class Bridge:
                     break
                 self._cond.wait(min(left, 0.1))
         if self._ready is None:
+            exited = self.process.poll()
             self._kill()
-            raise BridgeError("shmx bridge did not start: %s" % (self.error_output()
-                              or "no ready line within %.0f s" % ready_timeout))
+            for t in self._threads:  # all it printed, before we quote it
+                t.join(2)
+            why = self.error_output() or (
+                "exit status %s" % exited if exited is not None
+                else "no ready line within %.0f s" % ready_timeout)
+            raise BridgeError("shmx bridge did not start: " + why)
         self.role: str = self._ready["role"]
         self.endpoint: str = self._ready["endpoint"]
 

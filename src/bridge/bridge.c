@@ -98,6 +98,10 @@ struct shmx_bridge {
   pool *pool;              /* shared with libzmq's I/O thread */
   uint8_t *small;          /* one-part frame scratch */
   uint8_t *meta;           /* header + directory */
+  int pend, pend_one;      /* a frame encoded, not yet accepted by libzmq */
+  size_t pend_meta, pend_len;
+  uint8_t *pend_data;
+  uint64_t pend_bytes;
   void *cctx;              /* ZSTD_CCtx */
   /* receiver */
   shmx_server *srv;
@@ -211,6 +215,11 @@ static void sender_detach(shmx_bridge *b, int rc) {
   if (!b->cl) return;
   fprintf(stderr, "shmx bridge: channel '%s': %s; waiting for it to come back\n", b->chan,
           shmx_strerror(rc));
+  if (b->pend) { /* its schema generation is gone with the channel */
+    if (!b->pend_one) pool_put(b->pend_data, b->pool);
+    b->pend = 0;
+    b->st.dropped_net++;
+  }
   send_ctl(b, SHMX__BR_BYE, NULL, 0);
   shmx_client_close(b->cl);
   b->cl = NULL;
@@ -268,7 +277,17 @@ static void net_drop(shmx_bridge *b) {
   if (b->cl) shmx_client_note_dropped(b->cl, 1);
 }
 
-/* Forward one held frame (released here). */
+static int send_pending(shmx_bridge *b);
+
+static void drop_pending(shmx_bridge *b) {
+  if (!b->pend) return;
+  if (!b->pend_one) pool_put(b->pend_data, b->pool);
+  b->pend = 0;
+  net_drop(b);
+}
+
+/* Encode one held frame (released here) as the pending message and try to
+ * send it. */
 static void forward(shmx_bridge *b, shmx_frame *f) {
   b->st.skipped += b->o.in_order ? f->dropped
                                  : (b->last_fid && f->frame_id > b->last_fid + 1
@@ -323,26 +342,44 @@ static void forward(shmx_bridge *b, shmx_frame *f) {
     return;
   }
   shmx__br_hdr_put(hdrp, &h);
-  if (one_part) {
-    if (zmq_send(b->sock, b->small, meta + off, ZMQ_DONTWAIT) < 0) goto dropped;
+  b->pend = 1;
+  b->pend_one = one_part;
+  b->pend_meta = meta;
+  b->pend_data = data;
+  b->pend_len = off;
+  b->pend_bytes = bytes;
+  send_pending(b);
+}
+
+/* Try to send the pending frame. 1 sent, 0 the queue of some subscriber is
+ * full (in-order keeps it pending to retry; latest drops it: a newer one
+ * will follow). */
+static int send_pending(shmx_bridge *b) {
+  if (!b->pend) return 1;
+  int sent;
+  if (b->pend_one) {
+    sent = zmq_send(b->sock, b->small, b->pend_meta + b->pend_len, ZMQ_DONTWAIT) >= 0;
   } else {
-    if (zmq_send(b->sock, b->meta, meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-      pool_put(data, b->pool);
-      goto dropped;
+    sent = zmq_send(b->sock, b->meta, b->pend_meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+    if (sent) { /* once the first part is accepted the rest always is */
+      zmq_msg_t m;
+      if (zmq_msg_init_data(&m, b->pend_data, b->pend_len, pool_put, b->pool) != 0) {
+        pool_put(b->pend_data, b->pool);
+        zmq_msg_init(&m);
+      }
+      if (zmq_msg_send(&m, b->sock, ZMQ_DONTWAIT) < 0) zmq_msg_close(&m);
     }
-    zmq_msg_t m;
-    if (zmq_msg_init_data(&m, data, off, pool_put, b->pool) != 0) {
-      pool_put(data, b->pool);
-      zmq_msg_init(&m);
-    }
-    if (zmq_msg_send(&m, b->sock, ZMQ_DONTWAIT) < 0) zmq_msg_close(&m);
   }
-  b->st.frames++;
-  b->st.bytes += bytes;
-  b->st.wire_bytes += off;
-  return;
-dropped:
-  net_drop(b);
+  if (sent) {
+    b->st.frames++;
+    b->st.bytes += b->pend_bytes;
+    b->st.wire_bytes += b->pend_len;
+    b->pend = 0;
+    return 1;
+  }
+  if (zmq_errno() == EAGAIN && b->o.in_order && b->st.subscribers) return 0;
+  drop_pending(b);
+  return 0;
 }
 
 /* Subscriptions and unsubscriptions (XPUB_VERBOSER): count peers, and give
@@ -393,9 +430,17 @@ static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t
       b->st.schemas++;
     }
   }
+  if (b->pend && !send_pending(b)) {
+    /* In order, a subscriber's queue is full: hold our read position (the
+     * channel's slots absorb the difference, then readers' skips count
+     * it) and retry shortly. XPUB has no POLLOUT to wait for. */
+    zmq_pollitem_t it = {b->sock, 0, ZMQ_POLLIN, 0};
+    zmq_poll(&it, 1, budget_ms < 1 ? budget_ms : 1);
+    return;
+  }
   shmx_frame f;
   int got = 0;
-  for (int k = 0; k < 256 && !(stop && *stop); k++) {
+  for (int k = 0; k < 256 && !(stop && *stop) && !b->pend; k++) {
     if (b->o.in_order) {
       rc = shmx_client_next(b->cl, &f);
     } else if (shmx_client_frame_seq(b->cl) > b->last_fid) {
@@ -416,6 +461,14 @@ static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t
     got++;
   }
   if (got) return;
+  if (b->o.spin_us > 0) { /* busy-poll a while before sleeping: no wake-up */
+    uint64_t until = shmx_now_ns() + (uint64_t)b->o.spin_us * 1000u;
+    while (shmx_client_frame_seq(b->cl) <= b->last_fid && !(stop && *stop)) {
+      if (shmx_now_ns() >= until) break;
+      for (int k = 0; k < 64; k++) shmx__cpu_relax();
+    }
+    if (shmx_client_frame_seq(b->cl) > b->last_fid) return;
+  }
   rc = shmx_client_arm(b->cl);
   if (rc == 1) return;
   if (rc < 0) {
@@ -667,6 +720,11 @@ void shmx__bridge_feed(shmx_bridge *b, const uint8_t *p1, size_t n1, const uint8
 
 static void recv_step(shmx_bridge *b, int64_t budget_ms) {
   zmq_pollitem_t it = {b->sock, 0, ZMQ_POLLIN, 0};
+  if (b->o.spin_us > 0) { /* busy-poll the socket a while before sleeping */
+    uint64_t until = shmx_now_ns() + (uint64_t)b->o.spin_us * 1000u;
+    while (zmq_poll(&it, 1, 0) == 0 && shmx_now_ns() < until) {
+    }
+  }
   if (zmq_poll(&it, 1, (long)(budget_ms < POLL_SLICE_MS ? budget_ms : POLL_SLICE_MS)) <= 0)
     return;
   for (int k = 0; k < 1024; k++) {
@@ -769,7 +827,9 @@ int shmx_bridge_open(int send, const shmx_bridge_opts *o, shmx_bridge **out) {
     if ((rc = set_int(b->sock, ZMQ_SNDHWM, hwm, "ZMQ_SNDHWM")) ||
         (rc = set_int(b->sock, ZMQ_XPUB_VERBOSER, 1, "ZMQ_XPUB_VERBOSER")) ||
         (rc = set_int(b->sock, ZMQ_XPUB_NODROP, 1, "ZMQ_XPUB_NODROP")) ||
-        (rc = set_int(b->sock, ZMQ_LINGER, 0, "ZMQ_LINGER")))
+        (rc = set_int(b->sock, ZMQ_LINGER, 0, "ZMQ_LINGER")) ||
+        (rc = set_int(b->sock, ZMQ_HEARTBEAT_IVL, 1000, "ZMQ_HEARTBEAT_IVL")) ||
+        (rc = set_int(b->sock, ZMQ_HEARTBEAT_TIMEOUT, 5000, "ZMQ_HEARTBEAT_TIMEOUT")))
       goto fail;
     if (o->curve_secret) {
       if ((rc = set_int(b->sock, ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER"))) goto fail;
@@ -803,7 +863,9 @@ int shmx_bridge_open(int send, const shmx_bridge_opts *o, shmx_bridge **out) {
     if ((rc = set_int(b->sock, ZMQ_RCVHWM, hwm, "ZMQ_RCVHWM")) ||
         (rc = set_int(b->sock, ZMQ_LINGER, 0, "ZMQ_LINGER")) ||
         (rc = set_int(b->sock, ZMQ_RECONNECT_IVL, 100, "ZMQ_RECONNECT_IVL")) ||
-        (rc = set_int(b->sock, ZMQ_RECONNECT_IVL_MAX, 1000, "ZMQ_RECONNECT_IVL_MAX")))
+        (rc = set_int(b->sock, ZMQ_RECONNECT_IVL_MAX, 1000, "ZMQ_RECONNECT_IVL_MAX")) ||
+        (rc = set_int(b->sock, ZMQ_HEARTBEAT_IVL, 1000, "ZMQ_HEARTBEAT_IVL")) ||
+        (rc = set_int(b->sock, ZMQ_HEARTBEAT_TIMEOUT, 5000, "ZMQ_HEARTBEAT_TIMEOUT")))
       goto fail;
     if (o->curve_server_public) {
       char pub[41], sec[41];
@@ -872,6 +934,7 @@ void shmx_bridge_stats_get(shmx_bridge *b, shmx_bridge_stats *st) {
 
 void shmx_bridge_close(shmx_bridge *b) {
   if (!b) return;
+  if (b->pend && !b->pend_one) free(b->pend_data);
   if (b->send && b->cl && b->sock) send_ctl(b, SHMX__BR_BYE, NULL, 0);
   if (b->cl) shmx_client_close(b->cl);
   if (b->srv) shmx_server_destroy(b->srv);

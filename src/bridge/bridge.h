@@ -42,6 +42,9 @@ typedef struct shmx_bridge_opts {
   uint32_t slots;        /* recv: frame slots of the local channel (0: as
                             the origin) */
   uint32_t mode;         /* recv: permission bits (0: 0600) */
+  uint32_t spin_us;      /* busy-poll this long for the next frame or
+                            message before sleeping (0: sleep at once);
+                            trades a CPU for the wake-up latency */
 } shmx_bridge_opts;
 
 typedef struct shmx_bridge_stats {

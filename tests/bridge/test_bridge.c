@@ -368,6 +368,9 @@ static void loopback(int codec, size_t blob_bytes, int n_frames) {
     CHECK_EQ(f.frame_id, (uint64_t)got);
     shmx_frame_release(c, &f);
   }
+  snd.stop = rcv.stop = 1; /* stats are read by the handle's own thread only */
+  pthread_join(snd.t, NULL);
+  pthread_join(rcv.t, NULL);
   shmx_bridge_stats st;
   shmx_bridge_stats_get(snd.b, &st);
   CHECK_EQ(st.frames, (uint64_t)n_frames);
@@ -377,9 +380,6 @@ static void loopback(int codec, size_t blob_bytes, int n_frames) {
   shmx_bridge_stats_get(rcv.b, &st);
   CHECK_EQ(st.frames, (uint64_t)n_frames);
   CHECK_EQ(st.bad, 0);
-  snd.stop = rcv.stop = 1;
-  pthread_join(snd.t, NULL);
-  pthread_join(rcv.t, NULL);
   shmx_client_close(c);
   shmx_bridge_close(rcv.b);
   shmx_bridge_close(snd.b);
