@@ -40,7 +40,7 @@ static unsigned g_spin_us;
 
 /* Slots of the bench channels: many for small frames, so the producer can
  * run ahead of the sender by a batch, as a PUSH queue lets it. */
-#define SLOTS(bytes) ((bytes) <= 4096 ? 256u : 8u)
+#define SLOTS(bytes) ((bytes) <= 4096 ? 32u : 8u)
 #define BRIDGE_AHEAD(bytes) (SLOTS(bytes) - 2)
 
 static void sleep_until(uint64_t t) {

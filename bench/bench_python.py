@@ -472,8 +472,8 @@ def main():
         return 0
 
     import shmx
-    if getattr(shmx, "__version__", "") != "2.1.0":
-        print("this interpreter's shmx is %r, not this project's 2.1.0 (run `make py`"
+    if getattr(shmx, "__version__", "") != "2.2.0":
+        print("this interpreter's shmx is %r, not this project's 2.2.0 (run `make py`"
               " and use .venv/bin/python)" % getattr(shmx, "__version__", None))
         return 2
     results = {"ours": None, "old": None, "shm": None}

@@ -65,13 +65,13 @@ extern "C" {
 /* ---- Version ----------------------------------------------------------- */
 
 #define SHMX_VERSION_MAJOR 2
-#define SHMX_VERSION_MINOR 1
+#define SHMX_VERSION_MINOR 2
 #define SHMX_VERSION_PATCH 0
-#define SHMX_VERSION_STRING "2.1.0"
+#define SHMX_VERSION_STRING "2.2.0"
 
 /* Segment format version. A reader refuses a segment with another major. */
 #define SHMX_FORMAT_MAJOR 2
-#define SHMX_FORMAT_MINOR 1
+#define SHMX_FORMAT_MINOR 2
 
 /* Library version packed as (major << 16 | minor << 8 | patch). */
 SHMX_API unsigned shmx_version(void);

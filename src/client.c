@@ -606,13 +606,22 @@ int shmx_client_wait(shmx_client *cl, shmx_frame *f, int64_t timeout_ns,
     int64_t slice = PROBE_INTERVAL_NS;
     if (left >= 0 && left < slice) slice = left;
     /* Announce ourselves, then re-check (pairs with publish's RMW). */
-    atomic_fetch_add(&h->waiters, 1);
-    atomic_store(&r->waiting, 1);
+    if (cl->seg.format_minor >= 2) {
+      /* Format 2.2: count ourselves for monitors, then ask for a wake-up;
+       * the producer makes one system call per request, not one per
+       * publish while we are counted (see design.md, "wake-ups"). */
+      atomic_fetch_add(&h->sleepers, 1);
+      atomic_store(&r->waiting, SHMX__WAIT_ARMED);
+      atomic_store(&h->wake_armed, 1);
+    } else { /* a 2.0/2.1 producer wakes while waiters > 0 */
+      atomic_fetch_add(&h->waiters, 1);
+      atomic_store(&r->waiting, SHMX__WAIT_COUNTED);
+    }
     uint32_t w = atomic_load(&h->wake_word);
     int ready = atomic_load(&h->frame_seq) > cl->last_id ||
                 atomic_load(&h->state) == SHMX__ST_CLOSED || reaped(cl);
     int wr = ready ? 0 : shmx__futex_wait(&h->wake_word, w, slice);
-    if (atomic_exchange(&r->waiting, 0)) atomic_fetch_sub(&h->waiters, 1);
+    shmx__unwait(&cl->seg, r);
     if (wr == -EINTR) return shmx__err(SHMX_E_EINTR, "wait interrupted");
     if (wr == SHMX_E_TIMEOUT && shmx__seg_owner_alive(cl->seg.fd) == 0)
       return shmx__err(SHMX_E_DEAD, "channel '%s': producer pid %d is gone",

@@ -108,7 +108,10 @@ struct shmx__hdr {
   _Atomic uint32_t waiters;    /* 196 readers inside futex wait */
   _Atomic uint32_t fd_armed;   /* 200 1 if a reader armed its event fd
                                   since the last ring (format 2.1) */
-  uint8_t pad3[52];            /* 204 */
+  _Atomic uint32_t sleepers;   /* 204 format-2.2 readers inside futex wait */
+  _Atomic uint32_t wake_armed; /* 208 1 if a format-2.2 reader went to sleep
+                                  since the producer last woke (2.2) */
+  uint8_t pad3[44];            /* 212 */
   /* line 4: reader-written */
   _Atomic uint32_t readers_connected; /* 256 */
   uint32_t pad4a;              /* 260 */
@@ -238,6 +241,8 @@ SHMX__OFF(shmx__hdr, next_reader_id, 264);
 SHMX__OFF(shmx__hdr, lock_dev, 320);
 SHMX__OFF(shmx__hdr, lock_ino, 328);
 SHMX__OFF(shmx__hdr, fd_armed, 200);
+SHMX__OFF(shmx__hdr, sleepers, 204);
+SHMX__OFF(shmx__hdr, wake_armed, 208);
 SHMX__OFF(shmx__hdr, bell, SHMX__BELL_OFF);
 SHMX__OFF(shmx__hdr, reserved, 448);
 static_assert(sizeof(struct shmx__hdr) == SHMX__HDR_BYTES, "header size");

@@ -64,7 +64,7 @@ static void slot_vacate(const shmx__seg *s, uint32_t slot) {
   struct shmx__hdr *h = shmx__hdr(s);
   shmx__reg_clear_pins(s, slot);
   /* A reader killed (or reaped) inside a futex wait is still counted. */
-  if (atomic_exchange(&r->waiting, 0)) atomic_fetch_sub(&h->waiters, 1);
+  shmx__unwait(s, r);
   uint32_t was = atomic_exchange(&r->state, SHMX__RD_FREE);
   atomic_fetch_add(&r->generation, 1);
   if (was != SHMX__RD_FREE) {

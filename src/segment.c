@@ -293,7 +293,7 @@ void shmx__header_info(const shmx__seg *s, shmx_header_info *o) {
   o->frame_seq = atomic_load(&h->frame_seq);
   o->last_publish_ns = atomic_load(&h->last_publish_ns);
   o->static_gen = atomic_load(&h->static_gen);
-  o->waiters = atomic_load(&h->waiters);
+  o->waiters = atomic_load(&h->waiters) + atomic_load(&h->sleepers);
   o->fd_armed = atomic_load(&h->fd_armed);
   /* Counted from the reader slots, not taken from the shared counter: a
    * reader killed mid-attach or mid-close can leave that counter off by one

@@ -126,6 +126,19 @@ void shmx__seg_check_size(shmx__seg *s);
 /* Count pins on frame slot i (sum of bits). */
 uint32_t shmx__slot_pins(const shmx__seg *s, uint32_t i);
 /* True if any reader pins frame slot i. */
+/* reader.waiting: how the reader is counted while in futex wait. */
+#define SHMX__WAIT_COUNTED 1 /* in header.waiters (2.0/2.1 protocol) */
+#define SHMX__WAIT_ARMED 2   /* in header.sleepers (2.2 protocol) */
+
+/* Uncount a reader that left (or died in) its futex wait; whoever
+ * exchanges its flag first decrements, once. */
+static inline void shmx__unwait(const shmx__seg *s, struct shmx__reader *r) {
+  struct shmx__hdr *h = shmx__hdr(s);
+  uint32_t was = atomic_exchange(&r->waiting, 0);
+  if (was == SHMX__WAIT_COUNTED) atomic_fetch_sub(&h->waiters, 1);
+  else if (was == SHMX__WAIT_ARMED) atomic_fetch_sub(&h->sleepers, 1);
+}
+
 static inline bool shmx__slot_pinned(const shmx__seg *s, uint32_t i) {
   for (uint32_t w = 0; w < s->g.pin_words; w++)
     if (atomic_load(shmx__pin_word(s, i, w))) return true;

@@ -546,11 +546,17 @@ static int publish(shmx_server *srv, uint64_t fid, double sim_time, uint64_t *fr
    * "wake-ups": the seq_cst RMW pairs with the waiter's increment). */
   atomic_fetch_add(&h->wake_word, 1);
   if (atomic_load(&h->waiters)) {
+    /* Readers of format 2.0/2.1 libraries: woken while counted. */
     shmx__futex_wake(&h->wake_word, INT32_MAX);
     /* A reader killed inside its wait stays counted until it is reaped, and
      * until then every publish makes this system call: look for dead
      * readers now and then (at most every SWEEP_INTERVAL_NS). */
     sweep_dead(srv, false);
+  } else if (atomic_load(&h->wake_armed) && atomic_exchange(&h->wake_armed, 0)) {
+    /* Format 2.2 readers: one wake per request. Readers woken but not yet
+     * running cost later publishes nothing; one that sleeps again asks
+     * again (and a killed one at most once). */
+    shmx__futex_wake(&h->wake_word, INT32_MAX);
   }
   /* A reader armed its event fd since the last ring: one pwrite rings
    * every watcher, and clearing the flag makes the next publish free until

@@ -52,7 +52,7 @@ Client.wait_frame_async = _aio.wait_frame_async
 Client.next_frame_async = _aio.next_frame_async
 Client.frames = _aio.frames
 
-__version__ = "2.1.0"
+__version__ = "2.2.0"
 
 # Error codes as module constants: E_NOCHANNEL, E_EXISTS, ..., E_ENOENT, ...
 globals().update({k: getattr(_ext, k) for k in dir(_ext) if k.startswith("E_")})

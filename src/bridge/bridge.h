@@ -58,6 +58,8 @@ typedef struct shmx_bridge_stats {
                              sequence (origin, local or network drops) */
   uint64_t no_subscriber; /* send: frames read while nobody subscribed */
   uint64_t torn;          /* send: frames overwritten while being copied */
+  uint64_t queue_full;    /* send: sends refused by a full subscriber queue
+                             (in order: retried; latest: dropped) */
   uint64_t bad;           /* recv: messages rejected (malformed, lying
                              lengths, unknown streams, bad compression) */
   uint64_t schema_wait;   /* recv: frames dropped before their schema came */

@@ -10,6 +10,7 @@
 
 #include "harness.h"
 #include "format.h"
+#include "internal.h"
 
 #define PAT_BYTES 4096
 
@@ -160,15 +161,18 @@ TEST(wait_wakes_on_publish_and_close) {
   pid_t k = harness_spawn(waiter_child, NULL);
   char b;
   CHECK_EQ(read(g_pipe[0], &b, 1), 1);
-  /* Publish once the reader is blocked in the futex (waiters > 0). */
+  /* Publish once the reader is blocked in the futex (counted, and it
+   * asked for a wake-up: format 2.2). */
   size_t len;
   struct shmx__hdr *h = map_seg(g_name, &len);
   CHECK(h);
-  CHECK(WAIT_UNTIL(atomic_load(&h->waiters) > 0, 5000));
+  CHECK(WAIT_UNTIL(atomic_load(&h->sleepers) > 0, 5000));
+  CHECK_EQ(atomic_load(&h->wake_armed), 1);
+  CHECK_EQ(atomic_load(&h->waiters), 0);
   CHECK_OK(pub(s, 1));
   shmx_reader_info ri[4];
   CHECK(WAIT_UNTIL((shmx_server_readers(s, ri, 4), ri[0].last_frame_seen == 1), 5000));
-  CHECK(WAIT_UNTIL(atomic_load(&h->waiters) > 0, 5000));
+  CHECK(WAIT_UNTIL(atomic_load(&h->sleepers) > 0, 5000));
   munmap(h, len);
   shmx_server_destroy(s);
   CHECK_EQ(harness_wait(k, 10000), 0);
@@ -176,9 +180,9 @@ TEST(wait_wakes_on_publish_and_close) {
   close(g_pipe[1]);
 }
 
-/* A reader killed while blocked in wait stays counted in `waiters`, which
- * makes every publish wake the futex; publishing alone (no poll, no reap
- * call) must reap it and bring the count back to 0. */
+/* A reader killed while blocked in wait stays counted in `sleepers` until
+ * it is reaped; it had asked for one wake-up, so it costs later publishes
+ * at most one system call (not one each, as format 2.1's count did). */
 static int sleeper_child(void *arg) {
   (void)arg;
   shmx_client *c;
@@ -188,13 +192,7 @@ static int sleeper_child(void *arg) {
   return 11; /* killed before */
 }
 
-static int pub_and_check_waiters(shmx_server *s, struct shmx__hdr *h) {
-  static uint64_t id = 100;
-  if (pub(s, id++)) return 0;
-  return atomic_load(&h->waiters) == 0;
-}
-
-TEST(reader_killed_in_wait_is_reaped_by_publishing) {
+TEST(reader_killed_in_wait_is_reaped) {
   g_name = harness_name("kwait");
   shmx_server *s = mk(g_name, 3, 4, 4096, 0);
   CHECK(s);
@@ -202,14 +200,123 @@ TEST(reader_killed_in_wait_is_reaped_by_publishing) {
   struct shmx__hdr *h = map_seg(g_name, &len);
   CHECK(h);
   pid_t k = harness_spawn(sleeper_child, NULL);
-  CHECK(WAIT_UNTIL(atomic_load(&h->waiters) == 1, 5000));
+  CHECK(WAIT_UNTIL(atomic_load(&h->sleepers) == 1, 5000));
   kill(k, SIGKILL);
   CHECK_EQ(harness_wait(k, 5000), 128 + SIGKILL);
-  CHECK_EQ(atomic_load(&h->waiters), 1); /* still counted */
-  CHECK(WAIT_UNTIL(pub_and_check_waiters(s, h), 5000));
+  CHECK_EQ(atomic_load(&h->sleepers), 1); /* still counted */
+  CHECK_OK(pub(s, 100));
+  CHECK_EQ(atomic_load(&h->wake_armed), 0); /* its one wake-up was spent */
+  for (uint64_t id = 101; id < 200; id++) CHECK_OK(pub(s, id));
+  CHECK_EQ(atomic_load(&h->wake_armed), 0);
+  CHECK_EQ(shmx_server_reap(s, 0, UINT64_MAX / 2), 1); /* its process is gone */
+  CHECK_EQ(atomic_load(&h->sleepers), 0);
   shmx_header_info hi;
   CHECK_OK(shmx_server_header(s, &hi));
   CHECK_EQ(hi.readers_connected, 0);
+  CHECK_EQ(hi.waiters, 0);
+  munmap(h, len);
+  shmx_server_destroy(s);
+}
+
+/* A reader of a format 2.0/2.1 library waits the old way: counted in
+ * `waiters` (its slot's waiting = 1), futex on wake_word, no wake request.
+ * A 2.2 producer must still wake it at once, and when it is killed in the
+ * wait, publishing alone reaps it (the old count costs a system call per
+ * publish until then). The old protocol is replayed here on a real slot. */
+static struct shmx__reader *my_slot(shmx_client *c, struct shmx__hdr *h) {
+  uint8_t *base = (uint8_t *)h;
+  for (uint32_t i = 0; i < h->reader_slots; i++) {
+    struct shmx__reader *r = (struct shmx__reader *)(base + h->readers_off) + i;
+    if (atomic_load(&r->owner) == shmx_client_reader_id(c)) return r;
+  }
+  return NULL;
+}
+
+/* A reader of this library on a segment whose header says format 2.1 (a
+ * 2.1 producer) waits the 2.1 way: counted in `waiters`, no wake request. */
+TEST(reader_of_2_1_segment_waits_the_old_way) {
+  g_name = harness_name("w21");
+  shmx_server *s = mk(g_name, 3, 4, 4096, 0);
+  CHECK(s);
+  size_t len;
+  struct shmx__hdr *h = map_seg(g_name, &len);
+  CHECK(h);
+  h->version_minor = 1; /* before the reader attaches: it reads it once */
+  CHECK_EQ(pipe(g_pipe), 0);
+  pid_t k = harness_spawn(waiter_child, NULL);
+  char b;
+  CHECK_EQ(read(g_pipe[0], &b, 1), 1);
+  CHECK(WAIT_UNTIL(atomic_load(&h->waiters) == 1, 5000));
+  CHECK_EQ(atomic_load(&h->sleepers), 0);
+  CHECK_EQ(atomic_load(&h->wake_armed), 0);
+  CHECK_OK(pub(s, 1));
+  shmx_reader_info ri[4];
+  CHECK(WAIT_UNTIL((shmx_server_readers(s, ri, 4), ri[0].last_frame_seen == 1), 5000));
+  h->version_minor = SHMX_FORMAT_MINOR;
+  munmap(h, len);
+  shmx_server_destroy(s);
+  CHECK_EQ(harness_wait(k, 10000), 0);
+  close(g_pipe[0]);
+  close(g_pipe[1]);
+}
+
+/* 0 once pid sleeps in the kernel (state S in /proc/pid/stat), -1 after 5 s. */
+static int wait_asleep(pid_t pid) {
+  uint64_t end = harness_now_ms() + 5000;
+  while (harness_now_ms() < end) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (p && p[1] == ' ' && p[2] == 'S') return 0;
+    usleep(1000);
+  }
+  return -1;
+}
+
+static int legacy_waiter_child(void *arg) {
+  int die = arg != NULL;
+  shmx_client *c;
+  if (shmx_client_open(g_name, &c)) return 10;
+  size_t len;
+  struct shmx__hdr *h = map_seg(g_name, &len);
+  struct shmx__reader *r = h ? my_slot(c, h) : NULL;
+  if (!r) return 11;
+  atomic_fetch_add(&h->waiters, 1);
+  atomic_store(&r->waiting, 1);
+  uint32_t w = atomic_load(&h->wake_word);
+  uint64_t t0 = shmx_now_ns();
+  if (atomic_load(&h->frame_seq) == 0) shmx__futex_wait(&h->wake_word, w, 20000000000ll);
+  if (die) pause();
+  if (atomic_exchange(&r->waiting, 0)) atomic_fetch_sub(&h->waiters, 1);
+  int slow = shmx_now_ns() - t0 > 15000000000ull; /* woken by the timeout */
+  shmx_client_close(c);
+  return slow ? 12 : 0;
+}
+
+TEST(legacy_waiter_woken_and_reaped) {
+  g_name = harness_name("lwait");
+  shmx_server *s = mk(g_name, 3, 4, 4096, 0);
+  CHECK(s);
+  size_t len;
+  struct shmx__hdr *h = map_seg(g_name, &len);
+  CHECK(h);
+  pid_t k = harness_spawn(legacy_waiter_child, NULL);
+  CHECK(WAIT_UNTIL(atomic_load(&h->waiters) == 1, 5000));
+  CHECK_OK(wait_asleep(k));
+  CHECK_OK(pub(s, 1));
+  CHECK_EQ(harness_wait(k, 10000), 0);
+  CHECK_EQ(atomic_load(&h->waiters), 0);
+  /* killed while counted the old way: publishing reaps it */
+  uint64_t id = 2;
+  k = harness_spawn(legacy_waiter_child, (void *)1);
+  CHECK(WAIT_UNTIL(atomic_load(&h->waiters) == 1, 5000));
+  kill(k, SIGKILL);
+  CHECK_EQ(harness_wait(k, 5000), 128 + SIGKILL);
+  CHECK(WAIT_UNTIL((pub(s, id++), atomic_load(&h->waiters) == 0), 5000));
   munmap(h, len);
   shmx_server_destroy(s);
 }
@@ -673,7 +780,9 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN(cross_process_integrity);
   RUN(wait_wakes_on_publish_and_close);
-  RUN(reader_killed_in_wait_is_reaped_by_publishing);
+  RUN(reader_killed_in_wait_is_reaped);
+  RUN(legacy_waiter_woken_and_reaped);
+  RUN(reader_of_2_1_segment_waits_the_old_way);
   RUN(producer_killed_mid_frame);
   RUN(dead_readers_reclaimed);
   RUN(pins_and_expiry);
