@@ -40,6 +40,9 @@ static const char bridge_usage[] =
     "                         sender's)\n"
     "  --mode OCTAL           permissions of the local channel (default 0600)\n"
     "both:\n"
+    "  --busy-poll US         spin this many microseconds for the next frame\n"
+    "                         or message before sleeping (default 0): lower\n"
+    "                         latency for a CPU kept busy\n"
     "  --hwm N                frames queued per peer (default: send 64 MiB\n"
     "                         worth, 2..1000; recv 64)\n"
     "  --json                 JSON lines on stdout: ready, stats, exit\n"
@@ -144,7 +147,7 @@ int cmd_bridge(int argc, char **argv) {
   if (!send && strcmp(sub, "recv"))
     return cli_usage("bridge", "unknown subcommand '%s' (send, recv, keygen)", sub);
   enum { O_BIND = 256, O_INORDER, O_COMP, O_LEVEL, O_CSEC, O_WAIT, O_AS, O_CPUB,
-         O_SLOTS, O_MODE, O_HWM, O_JSON, O_INT, O_DUR };
+         O_SLOTS, O_MODE, O_HWM, O_JSON, O_INT, O_DUR, O_SPIN };
   static const struct option opts[] = {
       {"bind", required_argument, NULL, O_BIND},
       {"in-order", no_argument, NULL, O_INORDER},
@@ -160,6 +163,7 @@ int cmd_bridge(int argc, char **argv) {
       {"json", no_argument, NULL, O_JSON},
       {"stats-interval", required_argument, NULL, O_INT},
       {"duration", required_argument, NULL, O_DUR},
+      {"busy-poll", required_argument, NULL, O_SPIN},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   shmx_bridge_opts o = {0};
@@ -210,6 +214,10 @@ int cmd_bridge(int argc, char **argv) {
       break;
     case O_DUR:
       if (cli_parse_double(optarg, 0, 1e9, &duration)) return cli_usage("bridge", "--duration: seconds");
+      break;
+    case O_SPIN:
+      if (cli_parse_u64(optarg, 0, 1000000, &v)) return cli_usage("bridge", "--busy-poll: 0..1000000 us");
+      o.spin_us = (uint32_t)v;
       break;
     case 'h': fputs(bridge_usage, stdout); return CLI_OK;
     default: return cli_usage("bridge", "bad option");

@@ -169,8 +169,10 @@ class Bridge:
         self.stop()
 
 
-def _common(argv: List[str], hwm, stats_interval, duration) -> None:
+def _common(argv: List[str], hwm, stats_interval, duration, busy_poll_us) -> None:
     argv += ["--json", "--stats-interval", repr(float(stats_interval))]
+    if busy_poll_us:
+        argv += ["--busy-poll", str(int(busy_poll_us))]
     if hwm is not None:
         argv += ["--hwm", str(int(hwm))]
     if duration is not None:
@@ -181,7 +183,7 @@ def send(name: str, bind: str, *, in_order: bool = False, compress: Optional[str
          level: Optional[int] = None, curve_secret: Optional[str] = None,
          hwm: Optional[int] = None, wait: Optional[float] = None,
          stats_interval: float = 1.0, duration: Optional[float] = None,
-         cli: Optional[str] = None, wrap: Sequence[str] = (),
+         busy_poll_us: int = 0, cli: Optional[str] = None, wrap: Sequence[str] = (),
          env: Optional[Dict[str, str]] = None) -> Bridge:
     """Start ``shmx bridge send NAME --bind BIND``; returns once it is bound.
     curve_secret is the path of a secret key file from keygen(). wrap is a
@@ -197,7 +199,7 @@ def send(name: str, bind: str, *, in_order: bool = False, compress: Optional[str
         argv += ["--curve-secret", os.fspath(curve_secret)]
     if wait is not None:
         argv += ["--wait", repr(float(wait))]
-    _common(argv, hwm, stats_interval, duration)
+    _common(argv, hwm, stats_interval, duration, busy_poll_us)
     return Bridge(argv, wrap=wrap, env=env)
 
 
@@ -205,7 +207,7 @@ def recv(endpoint: str, *, as_name: Optional[str] = None,
          curve_server_public: Optional[str] = None, slots: Optional[int] = None,
          mode: Optional[int] = None, hwm: Optional[int] = None,
          stats_interval: float = 1.0, duration: Optional[float] = None,
-         cli: Optional[str] = None, wrap: Sequence[str] = (),
+         busy_poll_us: int = 0, cli: Optional[str] = None, wrap: Sequence[str] = (),
          env: Optional[Dict[str, str]] = None) -> Bridge:
     """Start ``shmx bridge recv ENDPOINT``: the local channel (as_name, or
     the sender's name) appears when the sender's schema arrives."""
@@ -218,7 +220,7 @@ def recv(endpoint: str, *, as_name: Optional[str] = None,
         argv += ["--slots", str(int(slots))]
     if mode is not None:
         argv += ["--mode", "%o" % int(mode)]
-    _common(argv, hwm, stats_interval, duration)
+    _common(argv, hwm, stats_interval, duration, busy_poll_us)
     return Bridge(argv, wrap=wrap, env=env)
 
 

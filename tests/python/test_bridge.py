@@ -166,7 +166,8 @@ def test_latest_mode_and_compression(prod, chan):
                           ).returncode == 2:
             pytest.skip(f"built without {codec}")
         dst = chan("bz")
-        with tx_start(p.name, compress=codec) as tx, rx_start(tx.endpoint, dst):
+        with tx_start(p.name, compress=codec, busy_poll_us=200) as tx, \
+                rx_start(tx.endpoint, dst, busy_poll_us=200):
             c = open_client(dst)
             ids = pump(p, c, 200, window=1)
             assert ids[-1] == p.seq
