@@ -17,7 +17,9 @@
 #  define SHMX__LIKELY(x) __builtin_expect(!!(x), 1)
 #  define SHMX__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #  define SHMX__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#  define SHMX__ALWAYS_INLINE __attribute__((always_inline))
 #else
+#  define SHMX__ALWAYS_INLINE
 #  define SHMX__LIKELY(x) (x)
 #  define SHMX__UNLIKELY(x) (x)
 #  define SHMX__PRINTF(a, b)

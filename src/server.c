@@ -380,22 +380,19 @@ int shmx_server_begin(shmx_server *srv) {
   SHMX__TRUNCATED_CHECK(s);
   uint64_t fid = srv->next_fid;
   for (int round = 0; round < 2; round++) {
-    /* Candidates: every slot but the latest, oldest frame first. The order
-     * comes from our private slot_fid[]; only the chosen slot's pins are
-     * read from shared memory (lines readers write), not every slot's. */
-    uint64_t skip[SHMX__MAX_SLOTS / 64] = {0}; /* found pinned this round */
-    for (;;) {
+    /* Candidates: every slot but the latest, oldest frame first. The first
+     * try orders them by our private slot_fid[] and reads only that slot's
+     * pins (shared lines that readers write); if it is pinned, the loop
+     * reads every slot's. */
+    for (int fast = 1;; fast = 0) {
       uint32_t best = SHMX__NO_SLOT;
       for (uint32_t i = 0; i < s->g.slots; i++) {
-        if (i == srv->latest || (skip[i >> 6] >> (i & 63) & 1)) continue;
+        if (i == srv->latest || (!fast && shmx__slot_pinned(s, i))) continue;
         if (best == SHMX__NO_SLOT || srv->slot_fid[i] < srv->slot_fid[best])
           best = i;
       }
       if (best == SHMX__NO_SLOT) break;
-      if (shmx__slot_pinned(s, best)) {
-        skip[best >> 6] |= UINT64_C(1) << (best & 63);
-        continue;
-      }
+      if (fast && shmx__slot_pinned(s, best)) continue;
       struct shmx__slotdesc *d = shmx__slot(s, best);
       uint64_t old = atomic_load_explicit(&d->seq, memory_order_relaxed);
       /* Dekker with the reader's pin: mark busy, then look for pins. A
@@ -404,7 +401,6 @@ int shmx_server_begin(shmx_server *srv) {
       if (shmx__slot_pinned(s, best)) {
         testcase(1); /* a reader pinned it between our check and mark */
         atomic_store(&d->seq, old);
-        skip[best >> 6] |= UINT64_C(1) << (best & 63);
         continue;
       }
       srv->cur = best;
@@ -497,7 +493,8 @@ int shmx_server_reserve(shmx_server *srv, uint32_t stream_id,
   return 0;
 }
 
-static int publish(shmx_server *srv, uint64_t fid, double sim_time, uint64_t *frame_id);
+SHMX__ALWAYS_INLINE static inline int publish(shmx_server *srv, uint64_t fid, double sim_time,
+                                            uint64_t *frame_id);
 
 int shmx_server_publish(shmx_server *srv, double sim_time, uint64_t *frame_id) {
   if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
@@ -516,7 +513,8 @@ int shmx_server_publish_id(shmx_server *srv, uint64_t frame_id, double sim_time)
 
 /* Publish the begun frame as fid (>= next_fid: begin marked the slot busy
  * with next_fid, and any odd seq means "being written"). */
-static int publish(shmx_server *srv, uint64_t fid, double sim_time, uint64_t *frame_id) {
+SHMX__ALWAYS_INLINE static inline int publish(shmx_server *srv, uint64_t fid, double sim_time,
+                                            uint64_t *frame_id) {
   if (!srv->in_frame) return shmx__err(SHMX_E_STATE, "no frame begun");
   const shmx__seg *s = &srv->seg;
   if (SHMX__UNLIKELY(shmx__seg_truncated(s))) { /* nobody can see it now */
