@@ -39,6 +39,8 @@ static const char bridge_usage[] =
     "  --slots N              frame slots of the local channel (default: the\n"
     "                         sender's)\n"
     "  --mode OCTAL           permissions of the local channel (default 0600)\n"
+    "  --max-bytes N          refuse a sender's schema for a channel larger\n"
+    "                         than N bytes (default 1 GiB)\n"
     "both:\n"
     "  --busy-poll US         spin this many microseconds for the next frame\n"
     "                         or message before sleeping (default 0): lower\n"
@@ -147,7 +149,7 @@ int cmd_bridge(int argc, char **argv) {
   if (!send && strcmp(sub, "recv"))
     return cli_usage("bridge", "unknown subcommand '%s' (send, recv, keygen)", sub);
   enum { O_BIND = 256, O_INORDER, O_COMP, O_LEVEL, O_CSEC, O_WAIT, O_AS, O_CPUB,
-         O_SLOTS, O_MODE, O_HWM, O_JSON, O_INT, O_DUR, O_SPIN };
+         O_SLOTS, O_MODE, O_HWM, O_JSON, O_INT, O_DUR, O_SPIN, O_MAXB };
   static const struct option opts[] = {
       {"bind", required_argument, NULL, O_BIND},
       {"in-order", no_argument, NULL, O_INORDER},
@@ -164,6 +166,7 @@ int cmd_bridge(int argc, char **argv) {
       {"stats-interval", required_argument, NULL, O_INT},
       {"duration", required_argument, NULL, O_DUR},
       {"busy-poll", required_argument, NULL, O_SPIN},
+      {"max-bytes", required_argument, NULL, O_MAXB},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   shmx_bridge_opts o = {0};
@@ -219,6 +222,10 @@ int cmd_bridge(int argc, char **argv) {
       if (cli_parse_u64(optarg, 0, 1000000, &v)) return cli_usage("bridge", "--busy-poll: 0..1000000 us");
       o.spin_us = (uint32_t)v;
       break;
+    case O_MAXB:
+      if (cli_parse_u64(optarg, 4096, UINT64_MAX / 2, &o.max_bytes))
+        return cli_usage("bridge", "--max-bytes: bytes, at least 4096");
+      break;
     case 'h': fputs(bridge_usage, stdout); return CLI_OK;
     default: return cli_usage("bridge", "bad option");
     }
@@ -230,7 +237,8 @@ int cmd_bridge(int argc, char **argv) {
   if (send) {
     o.channel = rest[0];
     if (!o.endpoint) return cli_usage("bridge", "send needs --bind ENDPOINT");
-    if (cpub || o.slots || o.mode) return cli_usage("bridge", "--curve-server-public, --slots, --mode are recv options");
+    if (cpub || o.slots || o.mode || o.max_bytes)
+      return cli_usage("bridge", "--curve-server-public, --slots, --mode, --max-bytes are recv options");
     if (csec) {
       if (read_key(csec, 1, key)) return CLI_ERR;
       o.curve_secret = key;

@@ -113,6 +113,8 @@ struct shmx_bridge {
   uint8_t *sch_blob;           /* sch's strings point into it */
   uint64_t last_pub;
   uint64_t last_create_fail_ns;
+  uint64_t max_bytes;      /* largest channel a sender's schema may ask for */
+  int warned_size;
   shmx__br_dirent dir[SHMX_FRAME_MAX_STREAMS];
   uint64_t *lat;
   uint32_t lat_n;
@@ -564,6 +566,22 @@ static void recv_schema(shmx_bridge *b, const shmx__br_hdr *h, const uint8_t *bo
     free(blob);
     return;
   }
+  /* A sender decides the geometry of a channel we create: bound the memory
+   * it may make us allocate (and pre-fault). */
+  uint64_t frames, ctl, total = UINT64_MAX;
+  if (!shmx__mul_ok(s.slots ? s.slots : 3, s.frame_cap, &frames) ||
+      !shmx__mul_ok(s.reader_slots ? s.reader_slots : 16, s.control_per_reader, &ctl) ||
+      !shmx__add_ok(frames, ctl, &total) || !shmx__add_ok(total, s.static_cap, &total) ||
+      total > b->max_bytes) {
+    if (!b->warned_size++)
+      fprintf(stderr, "shmx bridge: refusing a schema for a %llu-byte channel (limit "
+              "%llu; see --max-bytes)\n", (unsigned long long)total,
+              (unsigned long long)b->max_bytes);
+    b->st.bad++;
+    shmx__br_schema_free(&s);
+    free(blob);
+    return;
+  }
   int same_origin = b->srv && h->sender_id == b->cur_sender && h->session == b->cur_session;
   if (same_origin && h->schema_gen == b->cur_gen) { /* heartbeat */
     shmx__br_schema_free(&s);
@@ -740,7 +758,9 @@ static void recv_step(shmx_bridge *b, int64_t budget_ms) {
     int parts = 1, extra = 0;
     zmq_msg_init(&m[1]);
     if (zmq_msg_more(&m[0])) {
-      zmq_msg_recv(&m[1], b->sock, 0); /* parts arrive together */
+      /* parts arrive together; a signal must not split them */
+      while (zmq_msg_recv(&m[1], b->sock, 0) < 0 && zmq_errno() == EINTR) {
+      }
       parts = 2;
       while (zmq_msg_more(&m[1])) { /* more than two: not ours */
         zmq_msg_t x;
@@ -863,6 +883,7 @@ int shmx_bridge_open(int send, const shmx_bridge_opts *o, shmx_bridge **out) {
     }
     int hwm = o->hwm > 0 ? o->hwm : 64;
     b->o.hwm = hwm;
+    b->max_bytes = o->max_bytes ? o->max_bytes : (1ull << 30);
     if ((rc = set_int(b->sock, ZMQ_RCVHWM, hwm, "ZMQ_RCVHWM")) ||
         (rc = set_int(b->sock, ZMQ_LINGER, 0, "ZMQ_LINGER")) ||
         (rc = set_int(b->sock, ZMQ_RECONNECT_IVL, 100, "ZMQ_RECONNECT_IVL")) ||

@@ -42,6 +42,9 @@ typedef struct shmx_bridge_opts {
   uint32_t slots;        /* recv: frame slots of the local channel (0: as
                             the origin) */
   uint32_t mode;         /* recv: permission bits (0: 0600) */
+  uint64_t max_bytes;    /* recv: refuse a schema whose channel would take
+                            more (slots x frame cap + rings + schema area);
+                            0 = 1 GiB. A sender chooses the geometry. */
   uint32_t spin_us;      /* busy-poll this long for the next frame or
                             message before sleeping (0: sleep at once);
                             trades a CPU for the wake-up latency */

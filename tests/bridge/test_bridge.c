@@ -185,6 +185,17 @@ TEST(receiver_feed) {
   shmx_bridge_stats_get(b, &st);
   CHECK_EQ(st.schema_wait, 1);
   CHECK_EQ(st.attached, 0);
+  /* a schema asking for a channel beyond the memory limit is refused */
+  uint64_t huge = 1ull << 40;
+  memcpy(sch + 16, &huge, 8); /* frame_bytes_cap, schema blob offset 16 */
+  uint8_t h0[SHMX__BR_HDR];
+  hdr(h0, SHMX__BR_SCHEMA, 5, 1, 0, 0);
+  shmx__bridge_feed(b, h0, sizeof h0, sch, slen, 2);
+  shmx_bridge_stats_get(b, &st);
+  CHECK_EQ(st.bad, 1);
+  CHECK_EQ(st.attached, 0);
+  free(sch);
+  sch = schema_blob("origin", 1, &slen);
   /* the schema creates the channel under our name */
   uint8_t h[SHMX__BR_HDR];
   hdr(h, SHMX__BR_SCHEMA, 5, 1, 0, 0);

@@ -8,6 +8,7 @@ pair (with tc netem) when root.
 Synchronisation is on state (bridge stats lines, channel contents), never
 on sleeps; every wait has a deadline.
 """
+import json
 import os
 import pathlib
 import signal
@@ -335,7 +336,8 @@ def test_curve_keys(prod, chan, tmp_path):
             assert s["frames"] == 0 and s["schemas"] == 0 and not s["attached"]
         assert not os.path.exists(f"/dev/shm/shmx.{bad}")
         assert not os.path.exists(f"/dev/shm/shmx.{plain}")
-        assert tx.stats()["subscribers"] == 1
+        st = tx.wait_stats(lambda s: s["frames"] >= 100)   # a line this new
+        assert st["subscribers"] == 1, json.dumps(st)
         c.close()
     # a secret key others can read is refused
     os.chmod(key, 0o644)
