@@ -41,6 +41,8 @@ static void feed_ctl(uint32_t type, uint64_t sender, uint32_t gen, const uint8_t
   shmx__bridge_feed(rx, h, sizeof h, body, len, 2);
 }
 
+static void cleanup(void) { shmx_bridge_close(rx); } /* removes the channel */
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
@@ -48,6 +50,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   shmx_bridge_opts o = {0};
   o.endpoint = "inproc://fuzz";
   o.channel = name;
+  o.quiet = 1;
   if (shmx_bridge_open(0, &o, &rx)) {
     fprintf(stderr, "fuzz_bridge: %s\n", shmx_errmsg());
     abort();
@@ -62,6 +65,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                             {2, SHMX_DT_U8, 1, 0, 1, 3, "blob", (const uint8_t *)"xyz"}};
   if (shmx__br_schema_encode("origin", &g, si, 2, NULL, NULL, 0, &schema, &schema_len))
     abort();
+  atexit(cleanup);
   return 0;
 }
 

@@ -6,6 +6,7 @@
  */
 #include "bridge.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@ static uint64_t real_ns(void) {
   timespec_get(&ts, TIME_UTC);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+/* A line on stderr about what the bridge did (unless opts.quiet). */
+static void note(const shmx_bridge *b, const char *fmt, ...) SHMX__PRINTF(2, 3);
 
 static int zerr(const char *what) {
   int e = zmq_errno();
@@ -119,6 +123,15 @@ struct shmx_bridge {
   uint64_t *lat;
   uint32_t lat_n;
 };
+
+static void note(const shmx_bridge *b, const char *fmt, ...) {
+  if (b->o.quiet) return;
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("shmx bridge: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+}
 
 int shmx_bridge_has_curve(void) { return zmq_has("curve") ? 1 : 0; }
 
@@ -216,7 +229,7 @@ static int send_ctl(shmx_bridge *b, uint32_t type, const void *body, size_t len)
 
 static void sender_detach(shmx_bridge *b, int rc) {
   if (!b->cl) return;
-  fprintf(stderr, "shmx bridge: channel '%s': %s; waiting for it to come back\n", b->chan,
+  note(b, "channel '%s': %s; waiting for it to come back\n", b->chan,
           shmx_strerror(rc));
   if (b->pend) { /* its schema generation is gone with the channel */
     if (!b->pend_one) pool_put(b->pend_data, b->pool);
@@ -413,7 +426,7 @@ static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t
     if (now - b->last_try_ns >= 50u * 1000 * 1000) {
       b->last_try_ns = now;
       if (sender_attach(b) == 0)
-        fprintf(stderr, "shmx bridge: reading channel '%s' again\n", b->chan);
+        note(b, "reading channel '%s' again\n", b->chan);
     }
     if (!b->cl) {
       zmq_pollitem_t it = {b->sock, 0, ZMQ_POLLIN, 0};
@@ -574,7 +587,7 @@ static void recv_schema(shmx_bridge *b, const shmx__br_hdr *h, const uint8_t *bo
       !shmx__add_ok(frames, ctl, &total) || !shmx__add_ok(total, s.static_cap, &total) ||
       total > b->max_bytes) {
     if (!b->warned_size++)
-      fprintf(stderr, "shmx bridge: refusing a schema for a %llu-byte channel (limit "
+      note(b, "refusing a schema for a %llu-byte channel (limit "
               "%llu; see --max-bytes)\n", (unsigned long long)total,
               (unsigned long long)b->max_bytes);
     b->st.bad++;
@@ -607,7 +620,7 @@ static void recv_schema(shmx_bridge *b, const shmx__br_hdr *h, const uint8_t *bo
     rc = recv_create(b, &s);
     if (rc) {
       b->last_create_fail_ns = now;
-      fprintf(stderr, "shmx bridge: cannot create channel '%s': %s\n",
+      note(b, "cannot create channel '%s': %s\n",
               b->o.channel ? b->o.channel : s.name, shmx_errmsg());
     }
   }
@@ -723,7 +736,7 @@ void shmx__bridge_feed(shmx_bridge *b, const uint8_t *p1, size_t n1, const uint8
   case SHMX__BR_BYE:
     if (parts != 2 || n2) break;
     if (b->srv && h.sender_id == b->cur_sender && h.session == b->cur_session) {
-      fprintf(stderr, "shmx bridge: origin channel closed; closing '%s'\n", b->chan);
+      note(b, "origin channel closed; closing '%s'\n", b->chan);
       recv_drop_channel(b);
     }
     return;

@@ -45,6 +45,7 @@ typedef struct shmx_bridge_opts {
   uint64_t max_bytes;    /* recv: refuse a schema whose channel would take
                             more (slots x frame cap + rings + schema area);
                             0 = 1 GiB. A sender chooses the geometry. */
+  int quiet;             /* no notes on stderr (channel lost/back, ...) */
   uint32_t spin_us;      /* busy-poll this long for the next frame or
                             message before sleeping (0: sleep at once);
                             trades a CPU for the wake-up latency */

@@ -168,6 +168,7 @@ TEST(receiver_feed) {
   shmx_bridge_opts o = {0};
   o.endpoint = "inproc://nowhere";
   o.channel = name;
+  o.quiet = 1;
   shmx_bridge *b;
   CHECK_OK(shmx_bridge_open(0, &o, &b));
   shmx_bridge_stats st;
