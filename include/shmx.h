@@ -379,6 +379,16 @@ typedef struct shmx_client shmx_client;
  * SHMX_E_NOCHANNEL, -EACCES, SHMX_E_CORRUPT, SHMX_E_VERSION, SHMX_E_CLOSED,
  * SHMX_E_DEAD, SHMX_E_FULL. */
 SHMX_API int shmx_client_open(const char *name, shmx_client **out);
+/* Like shmx_client_open, but if the channel is absent, closed, its producer
+ * dead, or all reader slots are taken, wait up to timeout_ns (< 0: forever)
+ * for a live producer to (re)create it or a slot to free, without spinning
+ * (a watch on the shared-memory directory, re-checked at least every
+ * 100 ms). Errors: SHMX_E_TIMEOUT (with the last reason in shmx_errmsg()),
+ * -EINTR (a signal arrived; call again with the time left), and the errors
+ * of shmx_client_open that waiting cannot cure (SHMX_E_NAME, -EACCES,
+ * SHMX_E_CORRUPT, SHMX_E_VERSION...). */
+SHMX_API int shmx_client_open_wait(const char *name, int64_t timeout_ns,
+                                   shmx_client **out);
 /* Release the reader slot and unmap. Frames still held are released. NULL ok. */
 SHMX_API void shmx_client_close(shmx_client *cl);
 

@@ -65,6 +65,42 @@ static void unpin(shmx_client *cl, uint32_t s) {
                      ~(1ull << (cl->slot & 63)));
 }
 
+/* Reasons to wait in shmx_client_open_wait: the channel may yet appear. */
+static int curable(int rc) {
+  return rc == SHMX_E_NOCHANNEL || rc == SHMX_E_CLOSED || rc == SHMX_E_DEAD ||
+         rc == SHMX_E_RESTARTED || rc == SHMX_E_FULL;
+}
+
+int shmx_client_open_wait(const char *name, int64_t timeout_ns, shmx_client **out) {
+  if (!out) return shmx__err(SHMX_E_ARG, "out is NULL");
+  int rc = shmx_client_open(name, out);
+  if (rc == 0 || !curable(rc) || timeout_ns == 0) return rc;
+  uint64_t start = shmx__mono_ns();
+  int wfd = shmx__dirwatch_open(); /* -errno: fall back to sleeping */
+  char why[256];
+  for (;;) {
+    /* Watch first, then look again: a channel created between our last
+     * look and the watch is seen by the look. */
+    if ((rc = shmx_client_open(name, out)) == 0 || !curable(rc)) break;
+    snprintf(why, sizeof why, "%s", shmx_errmsg());
+    uint64_t el = shmx__mono_ns() - start;
+    if (timeout_ns >= 0 && el >= (uint64_t)timeout_ns) {
+      rc = shmx__err(SHMX_E_TIMEOUT, "not ready in time (%s)", why);
+      break;
+    }
+    int64_t slice = 100 * 1000 * 1000;
+    if (wfd < 0) slice = 10 * 1000 * 1000;
+    if (timeout_ns >= 0 && (int64_t)((uint64_t)timeout_ns - el) < slice)
+      slice = (int64_t)((uint64_t)timeout_ns - el);
+    if (shmx__dirwatch_wait(wfd, slice) == -EINTR) {
+      rc = shmx__err(SHMX_E_EINTR, "channel '%s': wait interrupted", name);
+      break;
+    }
+  }
+  if (wfd >= 0) shmx__close(wfd);
+  return rc;
+}
+
 int shmx_client_open(const char *name, shmx_client **out) {
   int rc;
   if (!out) return shmx__err(SHMX_E_ARG, "out is NULL");

@@ -133,6 +133,14 @@ int shmx__notify_open(int seg_fd);
 int shmx__notify_drain(int fd);
 /* Ring the bell: one non-blocking pwrite(2) of a zero byte at off. */
 void shmx__notify_ring(int seg_fd, uint64_t off);
+/* A descriptor that becomes readable when an entry of the shared-memory
+ * directory is created, written, closed after writing, renamed in or has
+ * its attributes changed (a channel appearing or being re-created), or
+ * -errno. Non-blocking, close-on-exec. */
+int shmx__dirwatch_open(void);
+/* Sleep until fd (from dirwatch_open, or -1: just sleep) is readable or
+ * timeout_ns passes, then drain it. 0, or -EINTR. */
+int shmx__dirwatch_wait(int fd, int64_t timeout_ns);
 
 /* ---- posix/sync.c: futex, processes, clocks, randomness ---------------- */
 

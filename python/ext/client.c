@@ -134,8 +134,42 @@ static ccore *client_core(ClientObject *self, const char *what) {
 }
 
 /* open(name) -> bool.  raise_on_fail: used by the constructor. */
+/* Seconds (None: forever) -> ns, -1 forever; -2 with an exception set. */
+static int64_t conv_timeout_ns(PyObject *timeout, const char *what) {
+  if (timeout == NULL || timeout == Py_None) return -1;
+  double t = PyFloat_AsDouble(timeout);
+  if (t == -1.0 && PyErr_Occurred()) return -2;
+  if (!(t >= 0.0)) {
+    PyErr_Format(PyExc_ValueError, "%s: timeout must be >= 0 or None", what);
+    return -2;
+  }
+  return t > 9.0e9 ? INT64_MAX : (int64_t)(t * 1e9);
+}
+
+/* shmx_client_open, or with wait_ns != 0 shmx_client_open_wait in slices
+ * with the GIL released, checking for signals (Ctrl-C) between them. */
+static int open_waiting(const char *name, int64_t wait_ns, shmx_client **cl) {
+  if (wait_ns == 0) return shmx_client_open(name, cl);
+  uint64_t start = shmx_now_ns();
+  for (;;) {
+    int64_t slice = SHMX_PY_WAIT_SLICE_NS;
+    if (wait_ns >= 0) {
+      uint64_t el = shmx_now_ns() - start;
+      int64_t left = (uint64_t)wait_ns > el ? wait_ns - (int64_t)el : 0;
+      if (left < slice) slice = left;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = shmx_client_open_wait(name, slice, cl);
+    Py_END_ALLOW_THREADS
+    int more = wait_ns < 0 || shmx_now_ns() - start < (uint64_t)wait_ns;
+    if ((rc != SHMX_E_TIMEOUT && rc != SHMX_E_EINTR) || !more) return rc;
+    if (PyErr_CheckSignals() < 0) return SHMX_E_EINTR; /* exception set */
+  }
+}
+
 static int client_open_impl(ClientObject *self, PyObject *nameobj,
-                            int raise_on_fail) {
+                            int raise_on_fail, int64_t wait_ns) {
   const char *name = conv_name(self->st, nameobj);
   if (name == NULL) return -1;
   if (self->core != NULL && self->core->busy && !FORKED(self->core->fork_gen)) {
@@ -144,7 +178,8 @@ static int client_open_impl(ClientObject *self, PyObject *nameobj,
   }
   client_drop(self);
   shmx_client *cl = NULL;
-  int rc = shmx_client_open(name, &cl);
+  int rc = open_waiting(name, wait_ns, &cl);
+  if (rc < 0 && PyErr_Occurred()) return -1; /* KeyboardInterrupt... */
   if (rc < 0) {
     char detail[512];
     snprintf(detail, sizeof detail, "%s", shmx_errmsg());
@@ -174,20 +209,30 @@ static int client_open_impl(ClientObject *self, PyObject *nameobj,
 }
 
 static int Client_init(ClientObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"name", NULL};
-  PyObject *name = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:Client", kwlist, &name))
+  static char *kwlist[] = {"name", "timeout", NULL};
+  PyObject *name = NULL, *timeout = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$O:Client", kwlist, &name, &timeout))
     return -1;
-  if (name == NULL || name == Py_None) return 0;
-  return client_open_impl(self, name, 1) < 0 ? -1 : 0;
+  int64_t wait_ns = timeout ? conv_timeout_ns(timeout, "Client") : 0;
+  if (wait_ns == -2) return -1;
+  if (name == NULL || name == Py_None) {
+    if (timeout) {
+      PyErr_SetString(PyExc_TypeError, "Client: timeout needs a name");
+      return -1;
+    }
+    return 0;
+  }
+  return client_open_impl(self, name, 1, wait_ns) < 0 ? -1 : 0;
 }
 
 static PyObject *Client_open(ClientObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"name", NULL};
-  PyObject *name;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O:open", kwlist, &name))
+  static char *kwlist[] = {"name", "timeout", NULL};
+  PyObject *name, *timeout = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$O:open", kwlist, &name, &timeout))
     return NULL;
-  int r = client_open_impl(self, name, 0);
+  int64_t wait_ns = timeout ? conv_timeout_ns(timeout, "open") : 0;
+  if (wait_ns == -2) return NULL;
+  int r = client_open_impl(self, name, 0, wait_ns);
   if (r < 0) return NULL;
   return PyBool_FromLong(r);
 }
@@ -649,9 +694,12 @@ static PyObject *Client_repr(ClientObject *self) {
 
 static PyMethodDef Client_methods[] = {
   {"open", (PyCFunction)(void (*)(void))Client_open, METH_VARARGS | METH_KEYWORDS,
-   "open(name) -> bool\n\nAttach as a reader. False if the channel cannot be "
-   "opened (missing, closed, dead, all reader slots taken...; the reason is in "
-   "last_error). Raises InvalidNameError for a bad name."},
+   "open(name, *, timeout=0) -> bool\n\nAttach as a reader. False if the channel "
+   "cannot be opened (missing, closed, dead, all reader slots taken...; the "
+   "reason is in last_error). Raises InvalidNameError for a bad name.\n"
+   "timeout (seconds, None = forever): wait that long for the channel to appear "
+   "or be re-created by a live producer (no spinning: a watch on /dev/shm); "
+   "Client(name, timeout=...) does the same and raises ShmxTimeoutError."},
   {"close", (PyCFunction)Client_close, METH_NOARGS,
    "close()\n\nDetach. Frames and views still alive keep the mapping (and "
    "the reader slot) until they are gone; reading them never crashes."},
@@ -713,7 +761,11 @@ static PyMethodDef Client_methods[] = {
   {NULL, NULL, 0, NULL}
 };
 static PyGetSetDef Client_getset[] = {
-  {"frame_seq", (getter)Client_get_frame_seq, NULL, "newest published frame id", NULL},
+  {"frame_seq", (getter)Client_get_frame_seq, NULL,
+   "Id of the newest published frame (0 if none): one atomic load, no frame "
+   "built, no pin. The fast way to ask 'is there a newer frame?' in a polling "
+   "loop: read a frame (latest_frame) only when it exceeds the id you last "
+   "read.", NULL},
   {"reader_id", (getter)Client_get_reader_id, NULL, "this reader's id", NULL},
   {"name", (getter)Client_get_name, NULL, "channel name", NULL},
   {"last_error", (getter)Client_get_last_error, NULL,

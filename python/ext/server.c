@@ -404,12 +404,13 @@ static PyObject *Server_append_stream(ServerObject *self, PyObject *const *args,
   static const char *const names[] = {"frame_handle", "stream_id", "data",
                                       "elem_count"};
   PyObject *a[4];
-  if (parse_args("append_stream", args, nargs, kwnames, names, 4, 4, a) < 0)
+  if (parse_args("append_stream", args, nargs, kwnames, names, 3, 4, a) < 0)
     return NULL;
   uint32_t sid;
-  uint64_t count;
+  uint64_t count = 0;
+  int given = a[3] != NULL && a[3] != Py_None;
   if (conv_u32(a[1], "stream_id", &sid) < 0 ||
-      conv_u64(a[3], "elem_count", &count) < 0)
+      (given && conv_u64(a[3], "elem_count", &count) < 0))
     return NULL;
   if (PyUnicode_Check(a[2])) {
     PyErr_SetString(PyExc_TypeError,
@@ -423,6 +424,25 @@ static PyObject *Server_append_stream(ServerObject *self, PyObject *const *args,
       server_check_handle(self, a[0], "append_stream") < 0) {
     PyBuffer_Release(&b);
     return NULL;
+  }
+  if (!given) { /* elem_count follows from the size and bytes_per_elem */
+    const shmx_stream_info *si = NULL;
+    int ns = 0;
+    shmx_server_streams(self->srv, &si, &ns);
+    int k = 0;
+    while (k < ns && si[k].id != sid) k++;
+    if (k == ns) {
+      PyBuffer_Release(&b);
+      return raise_misuse(self->st, X_STREAM, "append_stream: unknown stream id %u",
+                          (unsigned)sid);
+    }
+    if ((uint64_t)b.len % si[k].bytes_per_elem) {
+      PyBuffer_Release(&b);
+      return raise_misuse(self->st, X_SIZE, "append_stream: %zd bytes is not a whole "
+                          "number of %u-byte elements of stream '%s'", b.len,
+                          si[k].bytes_per_elem, si[k].name);
+    }
+    count = (uint64_t)b.len / si[k].bytes_per_elem;
   }
   int rc;
   if ((size_t)b.len >= SHMX_PY_NOGIL_BYTES) {
@@ -732,9 +752,11 @@ static PyMethodDef Server_methods[] = {
    "is dropped)."},
   {"append_stream", (PyCFunction)(void (*)(void))Server_append_stream,
    METH_FASTCALL | METH_KEYWORDS,
-   "append_stream(frame_handle, stream_id, data, elem_count) -> bool\n\nCopy "
-   "any C-contiguous buffer into the frame, once. len(data) in bytes must be "
-   "elem_count * bytes_per_elem. Returns True; raises on misuse."},
+   "append_stream(frame_handle, stream_id, data, elem_count=None) -> bool\n\n"
+   "Copy any C-contiguous buffer into the frame, once. Its size in bytes must be "
+   "elem_count * bytes_per_elem; without elem_count it is computed from the size "
+   "(SizeMismatchError if not a whole number of elements). Returns True; raises "
+   "on misuse."},
   {"reserve_stream", (PyCFunction)(void (*)(void))Server_reserve_stream,
    METH_VARARGS | METH_KEYWORDS,
    "reserve_stream(frame_handle, stream_id, elem_count, *, typed=False) -> "

@@ -14,6 +14,8 @@
  * watch is on the inode.
  */
 #include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <stdio.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -66,4 +68,29 @@ void shmx__notify_ring(int seg_fd, uint64_t off) {
   do {
     n = pwrite(seg_fd, &zero, 1, (off_t)off);
   } while (n < 0 && errno == EINTR);
+}
+
+int shmx__dirwatch_open(void) {
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) return -errno;
+  if (inotify_add_watch(fd, shmx__shm_dir(), IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE |
+                                               IN_MOVED_TO | IN_ATTRIB) < 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  return fd;
+}
+
+int shmx__dirwatch_wait(int fd, int64_t timeout_ns) {
+  if (timeout_ns < 0) timeout_ns = 0;
+  if (fd < 0) {
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000)};
+    return nanosleep(&ts, NULL) == 0 || errno != EINTR ? 0 : -EINTR;
+  }
+  struct pollfd p = {fd, POLLIN, 0};
+  int r = poll(&p, 1, (int)((timeout_ns + 999999) / 1000000));
+  if (r < 0) return errno == EINTR ? -EINTR : 0;
+  if (r > 0) shmx__notify_drain(fd); /* what happened does not matter: look */
+  return 0;
 }

@@ -272,6 +272,71 @@ TEST(racing_creators_one_winner) {
   }
 }
 
+/* shmx_client_open_wait: a reader started before its producer, or across a
+ * producer's death and restart, gets the channel as soon as it is live; a
+ * wait with nothing coming times out; errors waiting cannot cure return at
+ * once. */
+static const char *g_wname;
+static int late_creator(void *arg) {
+  int ms = (int)(intptr_t)arg;
+  usleep((useconds_t)ms * 1000);
+  shmx_server *s = mk(g_wname);
+  if (!s) return 10;
+  uint64_t v = 42;
+  shmx_server_begin(s);
+  shmx_server_append(s, 1, &v, 8, 1);
+  shmx_server_publish(s, 0, NULL);
+  usleep(3000 * 1000); /* stay live while the parent reads */
+  shmx_server_destroy(s);
+  return 0;
+}
+
+static int dying_creator(void *arg) {
+  (void)arg;
+  return mk(g_wname) ? 0 : 10; /* exits without destroy: a dead producer */
+}
+
+TEST(open_wait) {
+  g_wname = harness_name("ow");
+  shmx_client *c = NULL;
+  /* nothing there: times out after about the timeout */
+  uint64_t t0 = harness_now_ms();
+  CHECK_ERR(shmx_client_open_wait(g_wname, 300 * 1000000ll, &c), SHMX_E_TIMEOUT);
+  uint64_t el = harness_now_ms() - t0;
+  CHECK_GE(el, 290);
+  CHECK_LT(el, 5000);
+  CHECK(strstr(shmx_errmsg(), "no such channel") || strstr(shmx_errmsg(), "not ready"));
+  CHECK(c == NULL);
+  /* created 300 ms from now: open_wait returns with it, well before 10 s */
+  pid_t k = harness_spawn(late_creator, (void *)(intptr_t)300);
+  t0 = harness_now_ms();
+  CHECK_OK(shmx_client_open_wait(g_wname, 10000 * 1000000ll, &c));
+  el = harness_now_ms() - t0;
+  CHECK_LT(el, 2500);
+  shmx_frame f;
+  CHECK(WAIT_UNTIL(shmx_client_latest(c, &f) == 0, 2000));
+  CHECK_EQ(f.frame_id, 1);
+  shmx_frame_release(c, &f);
+  shmx_client_close(c);
+  CHECK_EQ(harness_wait(k, 10000), 0);
+  /* a producer that died leaves its segment: wait for the one that
+   * reclaims the name */
+  k = harness_spawn(dying_creator, NULL);
+  CHECK_EQ(harness_wait(k, 5000), 0);
+  CHECK_ERR(shmx_client_open(g_wname, &c), SHMX_E_DEAD);
+  k = harness_spawn(late_creator, (void *)(intptr_t)300);
+  CHECK_OK(shmx_client_open_wait(g_wname, 10000 * 1000000ll, &c));
+  CHECK_OK(shmx_client_status(c));
+  shmx_client_close(c);
+  CHECK_EQ(harness_wait(k, 10000), 0);
+  /* errors that waiting cannot cure return at once */
+  t0 = harness_now_ms();
+  CHECK_ERR(shmx_client_open_wait("bad/name", 5000 * 1000000ll, &c), SHMX_E_NAME);
+  CHECK_LT(harness_now_ms() - t0, 1000);
+  CHECK_ERR(shmx_client_open_wait(g_wname, 0, &c), SHMX_E_NOCHANNEL); /* 0: no wait */
+  CHECK_ERR(shmx_client_open_wait(g_wname, 0, NULL), SHMX_E_ARG);
+}
+
 int main(void) {
   RUN(names);
   RUN(errors_list);
@@ -282,5 +347,6 @@ int main(void) {
   RUN(segment_over_4gib);
   RUN(list_and_remove);
   RUN(racing_creators_one_winner);
+  RUN(open_wait);
   return harness_done();
 }

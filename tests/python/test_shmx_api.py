@@ -873,3 +873,83 @@ def test_no_memory_growth_in_hot_paths(chan):
     finally:
         c.close()
         s.destroy()
+
+
+# ---- waiting for a channel; elem_count from the buffer (issue 16) ------------
+
+def test_open_waits_for_the_channel(chan):
+    import signal
+    name = chan()
+    c = shmx.Client()
+    t0 = time.monotonic()
+    assert c.open(name, timeout=0.3) is False
+    assert 0.25 <= time.monotonic() - t0 < 5
+    assert isinstance(c.last_error, shmx.ShmxTimeoutError)
+    assert "no such channel" in str(c.last_error)
+    with pytest.raises(shmx.ShmxTimeoutError):
+        shmx.Client(name, timeout=0.1)
+    with pytest.raises(TypeError):
+        shmx.Client(timeout=1)
+    with pytest.raises(ValueError):
+        c.open(name, timeout=-1)
+    # a producer that comes later: open returns as soon as it is live
+    made = threading.Event()
+
+    def late():
+        time.sleep(0.3)
+        s = shmx.Server()
+        assert s.create(name, streams=S3)
+        made.set()
+        publish3(s, 1)
+        time.sleep(2)
+        s.destroy()
+    t = threading.Thread(target=late)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        c2 = shmx.Client(name, timeout=10)
+        assert made.is_set() and time.monotonic() - t0 < 3
+        f = c2.wait_frame(timeout=5)
+        assert f is not None and f.frame_id == 1
+        del f
+        c2.close()
+    finally:
+        t.join()
+    # a signal handler's exception interrupts a wait without timeout
+
+    class Stop(Exception):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Stop()
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        t0 = time.monotonic()
+        with pytest.raises(Stop):
+            c.open(name, timeout=None)
+        assert time.monotonic() - t0 < 5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_append_stream_elem_count_from_the_buffer(chan):
+    name = chan()
+    s, c = make_pair(name)
+    try:
+        h = s.begin_frame()
+        assert s.append_stream(h, 1, struct.pack("Q", 7)) is True
+        with pytest.raises(shmx.SizeMismatchError, match="whole number"):
+            s.append_stream(h, 3, b"\0" * 10)           # 10 bytes of 4-byte floats
+        with pytest.raises(shmx.UnknownStreamError):
+            s.append_stream(h, 99, b"\0" * 8)
+        assert s.append_stream(h, 3, struct.pack("5f", *range(5)), None) is True
+        s.publish_frame(h, 1.0)
+        f = c.latest_frame()
+        assert struct.unpack("5f", bytes(f["data"])) == (0.0, 1.0, 2.0, 3.0, 4.0)
+        assert f["data"].shape == (5,) or len(bytes(f["data"])) == 20
+        del f
+    finally:
+        c.close()
+        s.destroy()

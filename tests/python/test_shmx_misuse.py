@@ -170,7 +170,7 @@ def test_frame_call_misuse(chan):
     with pytest.raises(TypeError):
         s.append_stream(h, 1, 1234, 1)
     with pytest.raises(TypeError):
-        s.append_stream(h, 1, b"abcd")
+        s.append_stream(h, 1)   # no data (elem_count may be left out, data not)
     with pytest.raises(TypeError):
         s.append_stream(h, "1", b"abcd", 1)
     with pytest.raises(ValueError):
