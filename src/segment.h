@@ -125,7 +125,6 @@ void shmx__seg_check_size(shmx__seg *s);
 
 /* Count pins on frame slot i (sum of bits). */
 uint32_t shmx__slot_pins(const shmx__seg *s, uint32_t i);
-/* True if any reader pins frame slot i. */
 /* reader.waiting: how the reader is counted while in futex wait. */
 #define SHMX__WAIT_COUNTED 1 /* in header.waiters (2.0/2.1 protocol) */
 #define SHMX__WAIT_ARMED 2   /* in header.sleepers (2.2 protocol) */
@@ -139,6 +138,7 @@ static inline void shmx__unwait(const shmx__seg *s, struct shmx__reader *r) {
   else if (was == SHMX__WAIT_ARMED) atomic_fetch_sub(&h->sleepers, 1);
 }
 
+/* True if any reader pins frame slot i. */
 static inline bool shmx__slot_pinned(const shmx__seg *s, uint32_t i) {
   for (uint32_t w = 0; w < s->g.pin_words; w++)
     if (atomic_load(shmx__pin_word(s, i, w))) return true;
