@@ -37,6 +37,7 @@
 
 static int g_quick, g_json, g_rounds = 3, g_tput64_only;
 static unsigned g_spin_us;
+static double g_last_batch; /* frames per message in the last throughput run */
 
 /* Slots of the bench channels: many for small frames, so the producer can
  * run ahead of the sender by a batch, as a PUSH queue lets it. */
@@ -326,6 +327,13 @@ static double bridge_tput(size_t bytes, double secs, double *drop_frac) {
   atomic_store(&a.done, 1);
   pthread_join(t, NULL);
   *drop_frac = pubs ? 1.0 - (double)a.got / (double)pubs : 0;
+  r.tx.stop = 1;
+  pthread_join(r.tx.t, NULL);
+  shmx_bridge_stats txs;
+  shmx_bridge_stats_get(r.tx.b, &txs);
+  g_last_batch = txs.messages ? (double)txs.frames / (double)txs.messages : 0;
+  r.tx.stop = 0;
+  pthread_create(&r.tx.t, NULL, side_run, &r.tx);
   free(msg);
   rig_close(&r);
   return (double)a.got / el;
@@ -365,7 +373,8 @@ int main(int argc, char **argv) {
   double zt[2][50], bt[2][50], drops[2][50];
   if (g_tput64_only) {
     double d;
-    printf("bridge 64 B: %.0f frames/s\n", bridge_tput(64, secs, &d));
+    double r = bridge_tput(64, secs, &d);
+    printf("bridge 64 B: %.0f frames/s, %.1f frames per message\n", r, g_last_batch);
     return 0;
   }
   for (int r = 0; r < g_rounds; r++) {

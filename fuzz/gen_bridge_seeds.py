@@ -32,6 +32,19 @@ def frame(fid, blob, two=False, codec=0, wire_blob=None):
     return rec(meta, data) if two else rec(meta + data)
 
 
+def batch(*frames):
+    """A BATCH of one-part frames (records: u32 len, u32 0, bytes, pad 8)."""
+    body = b""
+    for m in frames:
+        body += struct.pack("<II", len(m), 0) + m + b"\0" * (-len(m) % 8)
+    return rec(hdr(4, 0, len(frames)) + body)
+
+
+def one(fid, blob):
+    return hdr(2, fid, 2) + dirent(1, 1, 8) + dirent(2, len(blob), len(blob)) + \
+        struct.pack("<Q", fid) + blob
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     seeds = {
@@ -41,6 +54,7 @@ def main():
         "bye": rec(hdr(3), b"") + frame(2, b"late"),
         "lying-lz4": frame(1, b"q" * 64, codec=2, wire_blob=b"\x1fq\x01\x00" + b"P" * 5),
         "lying-zstd": frame(1, b"q" * 64, codec=1, wire_blob=b"\x28\xb5\x2f\xfd" + b"\0" * 8),
+        "batch": batch(one(1, b"a"), one(2, b"bb"), one(5, b"ccc")) + frame(6, b"after"),
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:

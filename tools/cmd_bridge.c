@@ -121,12 +121,13 @@ static void json_line(const char *event, const char *role, shmx_bridge *b,
   cli_json_write_string(stdout, shmx_bridge_endpoint(b));
   if (s)
     printf(",\"attached\":%d,\"frames\":%llu,\"bytes\":%llu,\"wire_bytes\":%llu,"
-           "\"dropped_net\":%llu,\"queue_full\":%llu,\"skipped\":%llu,\"no_subscriber\":%llu,\"torn\":%llu,"
+           "\"messages\":%llu,\"dropped_net\":%llu,\"queue_full\":%llu,\"skipped\":%llu,\"no_subscriber\":%llu,\"torn\":%llu,"
            "\"bad\":%llu,\"schema_wait\":%llu,\"schemas\":%llu,\"recreated\":%llu,"
            "\"sender_dropped\":%llu,\"subscribers\":%u,\"lat_n\":%llu,"
            "\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,\"lat_max_us\":%.1f",
            s->attached, (unsigned long long)s->frames, (unsigned long long)s->bytes,
-           (unsigned long long)s->wire_bytes, (unsigned long long)s->dropped_net,
+           (unsigned long long)s->wire_bytes, (unsigned long long)s->messages,
+           (unsigned long long)s->dropped_net,
            (unsigned long long)s->queue_full,
            (unsigned long long)s->skipped, (unsigned long long)s->no_subscriber,
            (unsigned long long)s->torn, (unsigned long long)s->bad,

@@ -101,12 +101,24 @@ struct shmx_bridge {
   int64_t clock_off;       /* realtime - monotonic, refreshed each second */
   uint64_t clock_ns;
   pool *pool;              /* shared with libzmq's I/O thread */
-  uint8_t *small;          /* one-part frame scratch */
+  uint8_t *batch;          /* small frames gathered into one BATCH message:
+                              64-B header, then records (wire.h) */
+  size_t batch_len;        /* bytes used, header included */
+  uint32_t batch_n;        /* frames in it (0: none open) */
+  uint64_t batch_bytes;    /* their stream bytes */
+  size_t batch_first_len;  /* message bytes of its first frame */
   uint8_t *meta;           /* header + directory */
-  int pend, pend_one;      /* a frame encoded, not yet accepted by libzmq */
-  size_t pend_meta, pend_len;
-  uint8_t *pend_data;
-  uint64_t pend_bytes;
+  /* Messages encoded, not yet accepted by libzmq, oldest first: at most a
+   * closed batch and then one large frame. */
+  struct pend {
+    int batch;             /* 1: b->batch (one part); 0: b->meta + data */
+    int single;            /* batch of one frame: sent as a plain FRAME */
+    size_t meta, len;      /* large: header bytes in b->meta; data bytes */
+    uint8_t *data;         /* large: pool buffer */
+    uint32_t frames;
+    uint64_t bytes;        /* stream bytes */
+  } pend[2];
+  int npend;
   void *cctx;              /* ZSTD_CCtx */
   /* receiver */
   shmx_server *srv;
@@ -174,6 +186,8 @@ const char *shmx_bridge_endpoint(const shmx_bridge *b) { return b ? b->endpoint 
 /* ====================================================================== */
 /* sender                                                                 */
 
+static void drop_pending(shmx_bridge *b);
+
 static int build_schema(shmx_bridge *b) {
   shmx_header_info hi;
   const shmx_stream_info *si;
@@ -231,11 +245,7 @@ static void sender_detach(shmx_bridge *b, int rc) {
   if (!b->cl) return;
   note(b, "channel '%s': %s; waiting for it to come back\n", b->chan,
           shmx_strerror(rc));
-  if (b->pend) { /* its schema generation is gone with the channel */
-    if (!b->pend_one) pool_put(b->pend_data, b->pool);
-    b->pend = 0;
-    b->st.dropped_net++;
-  }
+  drop_pending(b); /* its schema generation is gone with the channel */
   send_ctl(b, SHMX__BR_BYE, NULL, 0);
   shmx_client_close(b->cl);
   b->cl = NULL;
@@ -293,13 +303,87 @@ static void net_drop(shmx_bridge *b) {
   if (b->cl) shmx_client_note_dropped(b->cl, 1);
 }
 
-static int send_pending(shmx_bridge *b);
-
+/* Drop every message not yet sent (and an open batch), counting frames. */
 static void drop_pending(shmx_bridge *b) {
-  if (!b->pend) return;
-  if (!b->pend_one) pool_put(b->pend_data, b->pool);
-  b->pend = 0;
-  net_drop(b);
+  for (int i = 0; i < b->npend; i++) {
+    if (!b->pend[i].batch) pool_put(b->pend[i].data, b->pool);
+    for (uint32_t k = 0; k < b->pend[i].frames; k++) net_drop(b);
+  }
+  b->npend = 0;
+  for (uint32_t k = 0; k < b->batch_n; k++) net_drop(b);
+  b->batch_n = 0;
+  b->batch_len = SHMX__BR_HDR;
+  b->batch_bytes = 0;
+}
+
+static int send_one(shmx_bridge *b, struct pend *p) {
+  if (p->batch) {
+    const uint8_t *m = p->single ? b->batch + SHMX__BR_HDR + 8 : b->batch;
+    return zmq_send(b->sock, m, p->len, ZMQ_DONTWAIT) >= 0;
+  }
+  if (zmq_send(b->sock, b->meta, p->meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return 0;
+  /* once the first part is accepted the rest always is */
+  zmq_msg_t m;
+  if (zmq_msg_init_data(&m, p->data, p->len, pool_put, b->pool) != 0) {
+    pool_put(p->data, b->pool);
+    zmq_msg_init(&m);
+  }
+  if (zmq_msg_send(&m, b->sock, ZMQ_DONTWAIT) < 0) zmq_msg_close(&m);
+  return 1;
+}
+
+/* Send what is pending, oldest first. 1 all sent; 0 the queue of some
+ * subscriber is full (in order: kept to retry; latest: dropped, newer
+ * frames will follow). */
+static int send_pending(shmx_bridge *b) {
+  while (b->npend) {
+    struct pend *p = &b->pend[0];
+    if (!send_one(b, p)) {
+      b->st.queue_full++;
+      if (zmq_errno() == EAGAIN && b->o.in_order && b->st.subscribers) return 0;
+      drop_pending(b);
+      return 0;
+    }
+    b->st.frames += p->frames;
+    b->st.messages++;
+    b->st.bytes += p->bytes;
+    b->st.wire_bytes += p->len;
+    b->pend[0] = b->pend[1];
+    b->npend--;
+  }
+  return 1;
+}
+
+/* Close the open batch: queue it (before the large frame that may have
+ * closed it) and try to send. */
+static void close_batch(shmx_bridge *b) {
+  if (!b->batch_n) return;
+  shmx__br_hdr h = {0};
+  h.type = SHMX__BR_BATCH;
+  h.sender_id = b->sender_id;
+  h.session = b->session;
+  h.schema_gen = b->gen;
+  h.n_streams = b->batch_n;
+  h.sender_dropped = b->st.dropped_net;
+  shmx__br_hdr_put(b->batch, &h);
+  struct pend *p = &b->pend[b->npend++];
+  p->batch = 1;
+  p->single = b->batch_n == 1;
+  p->len = p->single ? b->batch_first_len : b->batch_len;
+  p->frames = b->batch_n;
+  p->bytes = b->batch_bytes;
+  p->data = NULL;
+  b->batch_n = 0;
+  b->batch_len = SHMX__BR_HDR;
+  b->batch_bytes = 0;
+  send_pending(b);
+}
+
+/* Room for one more small frame in the open batch (and nothing queued in
+ * the batch buffer)? */
+static int batch_room(const shmx_bridge *b) {
+  return b->batch_n < SHMX__BR_BATCH_MAX_FRAMES &&
+         SHMX__BR_BATCH_BYTES - b->batch_len >= SMALL_FRAME + 8;
 }
 
 /* Encode one held frame (released here) as the pending message and try to
@@ -320,8 +404,11 @@ static void forward(shmx_bridge *b, shmx_frame *f) {
   size_t need = (size_t)f->payload_bytes;
   if (b->o.codec != SHMX_BRIDGE_RAW) need = b->pool->cap;
   int one_part = b->o.codec == SHMX_BRIDGE_RAW && meta + need <= SMALL_FRAME;
-  uint8_t *data = one_part ? b->small + meta : pool_get(b->pool, need ? need : 1);
-  uint8_t *hdrp = one_part ? b->small : b->meta;
+  if (!one_part) close_batch(b); /* keep the order: the batch goes first */
+  /* a small frame is encoded in place as the next record of the batch */
+  uint8_t *rec = b->batch + b->batch_len;
+  uint8_t *data = one_part ? rec + 8 + meta : pool_get(b->pool, need ? need : 1);
+  uint8_t *hdrp = one_part ? rec + 8 : b->meta;
   if (!data) {
     shmx_frame_release(b->cl, f);
     net_drop(b);
@@ -358,45 +445,22 @@ static void forward(shmx_bridge *b, shmx_frame *f) {
     return;
   }
   shmx__br_hdr_put(hdrp, &h);
-  b->pend = 1;
-  b->pend_one = one_part;
-  b->pend_meta = meta;
-  b->pend_data = data;
-  b->pend_len = off;
-  b->pend_bytes = bytes;
+  if (one_part) {
+    if (b->batch_n == 0) b->batch_first_len = meta + off;
+    b->batch_len += shmx__br_batch_put(rec, rec + 8, meta + off);
+    b->batch_n++;
+    b->batch_bytes += bytes;
+    return; /* sent when the batch closes: no more frames, or no more room */
+  }
+  struct pend *p = &b->pend[b->npend++];
+  p->batch = 0;
+  p->single = 0;
+  p->meta = meta;
+  p->data = data;
+  p->len = off;
+  p->frames = 1;
+  p->bytes = bytes;
   send_pending(b);
-}
-
-/* Try to send the pending frame. 1 sent, 0 the queue of some subscriber is
- * full (in-order keeps it pending to retry; latest drops it: a newer one
- * will follow). */
-static int send_pending(shmx_bridge *b) {
-  if (!b->pend) return 1;
-  int sent;
-  if (b->pend_one) {
-    sent = zmq_send(b->sock, b->small, b->pend_meta + b->pend_len, ZMQ_DONTWAIT) >= 0;
-  } else {
-    sent = zmq_send(b->sock, b->meta, b->pend_meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
-    if (sent) { /* once the first part is accepted the rest always is */
-      zmq_msg_t m;
-      if (zmq_msg_init_data(&m, b->pend_data, b->pend_len, pool_put, b->pool) != 0) {
-        pool_put(b->pend_data, b->pool);
-        zmq_msg_init(&m);
-      }
-      if (zmq_msg_send(&m, b->sock, ZMQ_DONTWAIT) < 0) zmq_msg_close(&m);
-    }
-  }
-  if (sent) {
-    b->st.frames++;
-    b->st.bytes += b->pend_bytes;
-    b->st.wire_bytes += b->pend_len;
-    b->pend = 0;
-    return 1;
-  }
-  b->st.queue_full++;
-  if (zmq_errno() == EAGAIN && b->o.in_order && b->st.subscribers) return 0;
-  drop_pending(b);
-  return 0;
 }
 
 /* Subscriptions and unsubscriptions (XPUB_VERBOSER): count peers, and give
@@ -447,7 +511,7 @@ static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t
       b->st.schemas++;
     }
   }
-  if (b->pend && !send_pending(b)) {
+  if (b->npend && !send_pending(b)) {
     /* In order, a subscriber's queue is full: hold our read position (the
      * channel's slots absorb the difference, then readers' skips count
      * it) and retry shortly. XPUB has no POLLOUT to wait for. */
@@ -458,7 +522,11 @@ static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t
   }
   shmx_frame f;
   int got = 0;
-  for (int k = 0; k < 256 && !(stop && *stop) && !b->pend; k++) {
+  for (int k = 0; k < 1024 && !(stop && *stop) && !b->npend; k++) {
+    if (!batch_room(b)) {
+      close_batch(b);
+      if (b->npend) break; /* held back: keep our place */
+    }
     if (b->o.in_order) {
       rc = shmx_client_next(b->cl, &f);
     } else if (shmx_client_frame_seq(b->cl) > b->last_fid) {
@@ -478,6 +546,7 @@ static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t
     forward(b, &f);
     got++;
   }
+  close_batch(b); /* nothing more to read right now: send what we have */
   if (got) return;
   if (b->o.spin_us > 0) { /* busy-poll a while before sleeping: no wake-up */
     uint64_t until = shmx_now_ns() + (uint64_t)b->o.spin_us * 1000u;
@@ -748,6 +817,27 @@ void shmx__bridge_feed(shmx_bridge *b, const uint8_t *p1, size_t n1, const uint8
     else
       break;
     return;
+  case SHMX__BR_BATCH: {
+    if (parts != 1) break;
+    /* Small frames the sender had queued, one after another: each decoded
+     * as a one-part FRAME. A bad record ends the batch (counted); the
+     * frames before it stand. */
+    size_t off = SHMX__BR_HDR;
+    for (uint32_t i = 0; i < h.n_streams; i++) {
+      const uint8_t *m;
+      size_t ml;
+      shmx__br_hdr fh;
+      size_t ft;
+      if (shmx__br_batch_next(p1, n1, &off, &m, &ml) ||
+          shmx__br_hdr_get(m, ml, &fh, b->dir, &ft) || fh.type != SHMX__BR_FRAME) {
+        b->st.bad++;
+        return;
+      }
+      recv_frame(b, &fh, m + ml - ft, ft);
+    }
+    if (off != n1) break;
+    return;
+  }
   }
   b->st.bad++;
 }
@@ -789,6 +879,7 @@ static void recv_step(shmx_bridge *b, int64_t budget_ms) {
     else
       shmx__bridge_feed(b, zmq_msg_data(&m[0]), zmq_msg_size(&m[0]), zmq_msg_data(&m[1]),
                         zmq_msg_size(&m[1]), parts);
+    b->st.messages++;
     zmq_msg_close(&m[0]);
     zmq_msg_close(&m[1]);
   }
@@ -827,9 +918,10 @@ int shmx_bridge_open(int send, const shmx_bridge_opts *o, shmx_bridge **out) {
   }
   if (send) {
     b->pool = calloc(1, sizeof *b->pool);
-    b->small = malloc(SMALL_FRAME);
+    b->batch = malloc(SHMX__BR_BATCH_BYTES);
+    b->batch_len = SHMX__BR_HDR;
     b->meta = malloc(SHMX__BR_HDR + SHMX_FRAME_MAX_STREAMS * SHMX__BR_DIRENT);
-    if (!b->pool || !b->small || !b->meta) {
+    if (!b->pool || !b->batch || !b->meta) {
       rc = shmx__syserr(ENOMEM, "bridge buffers");
       goto fail;
     }
@@ -971,7 +1063,8 @@ void shmx_bridge_stats_get(shmx_bridge *b, shmx_bridge_stats *st) {
 
 void shmx_bridge_close(shmx_bridge *b) {
   if (!b) return;
-  if (b->pend && !b->pend_one) free(b->pend_data);
+  for (int i = 0; i < b->npend; i++)
+    if (!b->pend[i].batch) free(b->pend[i].data);
   if (b->send && b->cl && b->sock) send_ctl(b, SHMX__BR_BYE, NULL, 0);
   if (b->cl) shmx_client_close(b->cl);
   if (b->srv) shmx_server_destroy(b->srv);
@@ -985,7 +1078,7 @@ void shmx_bridge_close(shmx_bridge *b) {
   shmx__br_schema_free(&b->sch);
   free(b->sch_blob);
   free(b->schema);
-  free(b->small);
+  free(b->batch);
   free(b->meta);
   free(b->lat);
   free(b);

@@ -55,6 +55,8 @@ typedef struct shmx_bridge_stats {
   uint64_t frames;        /* send: frames sent; recv: frames republished */
   uint64_t bytes;         /* stream bytes of those frames */
   uint64_t wire_bytes;    /* data bytes on the wire (after compression) */
+  uint64_t messages;      /* ZeroMQ messages those frames took (small
+                             frames travel several to a BATCH message) */
   uint64_t dropped_net;   /* send: frames dropped, a subscriber's queue full */
   uint64_t skipped;       /* send: frames the local reader skipped (in-order:
                              overwritten; latest: newer ones came);

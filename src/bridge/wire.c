@@ -78,6 +78,11 @@ int shmx__br_hdr_get(const uint8_t *p, size_t n, shmx__br_hdr *h,
     return 0;
   case SHMX__BR_FRAME:
     break;
+  case SHMX__BR_BATCH:
+    if (h->codec || h->n_streams == 0 || h->n_streams > SHMX__BR_BATCH_MAX_FRAMES)
+      return shmx__err(SHMX_E_CORRUPT, "batch of %u frames", h->n_streams);
+    if (tail) *tail = n - SHMX__BR_HDR;
+    return 0;
   default:
     return shmx__err(SHMX_E_CORRUPT, "message type %u", h->type);
   }
@@ -98,6 +103,30 @@ int shmx__br_hdr_get(const uint8_t *p, size_t n, shmx__br_hdr *h,
   }
   if (tail) *tail = n - SHMX__BR_HDR - (size_t)h->n_streams * SHMX__BR_DIRENT;
   return 0;
+}
+
+int shmx__br_batch_next(const uint8_t *p, size_t n, size_t *off, const uint8_t **msg,
+                        size_t *len) {
+  if (n - *off < 8) return shmx__err(SHMX_E_CORRUPT, "batch record past the end");
+  uint64_t l = get32(p + *off);
+  if (get32(p + *off + 4) || l < SHMX__BR_HDR || n - *off - 8 < l ||
+      n - *off - 8 < ((l + 7) & ~7ull))
+    return shmx__err(SHMX_E_CORRUPT, "batch record of %llu bytes", (unsigned long long)l);
+  if (p[*off + 8 + 5] != SHMX__BR_FRAME)
+    return shmx__err(SHMX_E_CORRUPT, "batch record is not a frame");
+  *msg = p + *off + 8;
+  *len = (size_t)l;
+  *off += 8 + (size_t)((l + 7) & ~7ull);
+  return 0;
+}
+
+size_t shmx__br_batch_put(uint8_t *dst, const uint8_t *msg, size_t len) {
+  put32(dst, (uint32_t)len);
+  put32(dst + 4, 0);
+  if (dst + 8 != msg) memmove(dst + 8, msg, len);
+  size_t padded = (len + 7) & ~(size_t)7;
+  memset(dst + 8 + len, 0, padded - len);
+  return 8 + padded;
 }
 
 void shmx__br_dirent_put(uint8_t *part, uint32_t i, const shmx__br_dirent *e) {

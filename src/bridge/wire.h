@@ -9,6 +9,8 @@
  *   FRAME   [ header (64 B) + directory (32 B per stream) ] [ stream bytes ]
  *           or, for small frames, one part: header + directory + bytes
  *   BYE     [ header (64 B) ] [ empty ]
+ *   BATCH   [ header (64 B; n_streams = frame count) + that many records of
+ *             { u32 len, u32 0, a one-part FRAME of len bytes, padded to 8 } ]
  *
  * All integers little-endian. Decoders trust nothing: every count, length
  * and sum is checked against the bytes received before use.
@@ -30,7 +32,10 @@
 #define SHMX__BR_MAX_STREAMS 1024  /* schema streams a receiver accepts */
 #define SHMX__BR_MAX_USER 1024     /* schema user records */
 
-enum shmx__br_type { SHMX__BR_SCHEMA = 1, SHMX__BR_FRAME = 2, SHMX__BR_BYE = 3 };
+enum shmx__br_type { SHMX__BR_SCHEMA = 1, SHMX__BR_FRAME = 2, SHMX__BR_BYE = 3,
+                     SHMX__BR_BATCH = 4 };
+#define SHMX__BR_BATCH_MAX_FRAMES 4096 /* frames in one BATCH */
+#define SHMX__BR_BATCH_BYTES 65536     /* a sender's BATCH part at most */
 enum shmx__br_codec { SHMX__BR_RAW = 0, SHMX__BR_ZSTD = 1, SHMX__BR_LZ4 = 2 };
 
 /* The fixed header of every message. */
@@ -75,6 +80,15 @@ void shmx__br_hdr_put(uint8_t *out, const shmx__br_hdr *h);
  * lengths) with shmx_errmsg() saying what. */
 int shmx__br_hdr_get(const uint8_t *p, size_t n, shmx__br_hdr *h,
                      shmx__br_dirent dir[SHMX_FRAME_MAX_STREAMS], size_t *tail);
+/* The next record of a BATCH part p (n bytes, records from *off): *msg and
+ * *len are a one-part FRAME message to decode like any other; *off moves
+ * past it. SHMX_E_CORRUPT if the record is cut, lies about its length or is
+ * not a FRAME. */
+int shmx__br_batch_next(const uint8_t *p, size_t n, size_t *off, const uint8_t **msg,
+                        size_t *len);
+/* Write a BATCH record for the len-byte message msg (which may already sit
+ * at dst + 8) at dst; returns the bytes used (8 + len padded to 8). */
+size_t shmx__br_batch_put(uint8_t *dst, const uint8_t *msg, size_t len);
 /* Write directory entry i of a FRAME's first part. */
 void shmx__br_dirent_put(uint8_t *part, uint32_t i, const shmx__br_dirent *d);
 /* Check a directory against the data's size: the wire_bytes sum to

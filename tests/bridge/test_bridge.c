@@ -276,6 +276,78 @@ TEST(receiver_feed) {
   CHECK_EQ(f.frame_id, 9);
   CHECK_EQ(f.dropped, 4);
   shmx_frame_release(c, &f);
+  /* a BATCH of small frames: each republished; a bad record ends it, the
+   * frames before it stand */
+  {
+    uint8_t bat[SHMX__BR_HDR + 4 * 128];
+    size_t blen = SHMX__BR_HDR;
+    for (uint64_t id = 10; id < 13; id++) {
+      uint8_t fm[SHMX__BR_HDR + SHMX__BR_DIRENT + 8];
+      hdr(fm, SHMX__BR_FRAME, 5, 1, id, 1);
+      shmx__br_dirent_put(fm, 0, &e);
+      memcpy(fm + SHMX__BR_HDR + SHMX__BR_DIRENT, &id, 8);
+      blen += shmx__br_batch_put(bat + blen, fm, sizeof fm);
+    }
+    hdr(bat, SHMX__BR_BATCH, 5, 1, 0, 3);
+    shmx_bridge_stats_get(b, &st);
+    uint64_t frames0 = st.frames, bad1 = st.bad;
+    shmx__bridge_feed(b, bat, blen, NULL, 0, 1);
+    for (uint64_t id = 10; id < 13; id++) {
+      CHECK_OK(shmx_client_next(c, &f));
+      CHECK_EQ(f.frame_id, id);
+      uint64_t v;
+      memcpy(&v, f.streams[0].data, 8);
+      CHECK_EQ(v, id);
+      shmx_frame_release(c, &f);
+    }
+    shmx_bridge_stats_get(b, &st);
+    CHECK_EQ(st.frames, frames0 + 3);
+    CHECK_EQ(st.bad, bad1);
+    /* lies, each in a batch of three fresh ids (count the frames that
+     * stand and the bad ones): a count beyond the records (3 stand, 1
+     * bad), a first record longer than the rest (0, 1), a nested batch
+     * (0, 1), a batch of 0 frames (0, 1), a record left over (2, 1), a
+     * second part (0, 1) */
+    struct { int patch; uint32_t count; size_t stand; } lies2[] = {
+        {0, 4, 3}, {1, 3, 0}, {2, 3, 0}, {3, 0, 0}, {0, 2, 2}, {4, 3, 0}};
+    uint64_t next_id = 20;
+    for (size_t L = 0; L < sizeof lies2 / sizeof lies2[0]; L++) {
+      uint8_t lie[sizeof bat];
+      size_t ll = SHMX__BR_HDR;
+      for (uint64_t id = next_id; id < next_id + 3; id++) {
+        uint8_t fm[SHMX__BR_HDR + SHMX__BR_DIRENT + 8];
+        hdr(fm, SHMX__BR_FRAME, 5, 1, id, 1);
+        shmx__br_dirent_put(fm, 0, &e);
+        memcpy(fm + SHMX__BR_HDR + SHMX__BR_DIRENT, &id, 8);
+        ll += shmx__br_batch_put(lie + ll, fm, sizeof fm);
+      }
+      hdr(lie, SHMX__BR_BATCH, 5, 1, 0, lies2[L].count);
+      if (lies2[L].patch == 1) lie[SHMX__BR_HDR + 1] = 0xff; /* length > the rest */
+      if (lies2[L].patch == 2) lie[SHMX__BR_HDR + 8 + 5] = SHMX__BR_BATCH;
+      shmx_bridge_stats_get(b, &st);
+      uint64_t fr = st.frames, bd = st.bad;
+      if (lies2[L].patch == 4) shmx__bridge_feed(b, lie, ll, lie, 8, 2);
+      else shmx__bridge_feed(b, lie, ll, NULL, 0, 1);
+      shmx_bridge_stats_get(b, &st);
+      CHECK_EQ(st.frames - fr, lies2[L].stand);
+      CHECK_EQ(st.bad - bd, 1);
+      for (size_t k = 0; k < lies2[L].stand; k++) {
+        CHECK_OK(shmx_client_next(c, &f));
+        CHECK_EQ(f.frame_id, next_id + k);
+        shmx_frame_release(c, &f);
+      }
+      CHECK_ERR(shmx_client_next(c, &f), SHMX_E_NOFRAME);
+      next_id += 3;
+    }
+    /* replayed ids are refused (each counted), nothing republished */
+    shmx_bridge_stats_get(b, &st);
+    uint64_t fr = st.frames, bd = st.bad;
+    shmx__bridge_feed(b, bat, blen, NULL, 0, 1);
+    shmx_bridge_stats_get(b, &st);
+    CHECK_EQ(st.frames, fr);
+    CHECK_EQ(st.bad - bd, 3);
+    (void)bad1;
+  }
   /* the schema grows (same origin, gen 2): the stream is added in place */
   free(sch);
   sch = schema_blob("origin", 2, &slen);
