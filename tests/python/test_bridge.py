@@ -491,3 +491,23 @@ def test_two_namespaces_over_veth(prod, chan, two_hosts):
         assert gaps > 0
         assert rx.wait_stats(lambda s: s["frames"] > 0)["bad"] == 0
         c.close()
+
+
+def test_bridge_bench_runs():
+    """bench/bench_bridge.c in its quick mode: it runs, measures every case
+    against bare libzmq in the same run, and says so in JSON (figures are
+    not checked: speed is for the benchmark, not a test)."""
+    exe = pathlib.Path(CLI).resolve().parents[1] / "bench" / "shmx-bench-bridge"
+    if not exe.exists():
+        pytest.skip(f"{exe} not built")
+    r = subprocess.run([str(exe), "--quick", "--json"], capture_output=True, text=True,
+                       timeout=120, env=cli_env())
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    rnd, summary = lines[0], lines[-1]
+    assert summary["summary"] is True and summary["rounds"] == 1
+    for k in ("zmq_lat_64B", "bridge_lat_64B"):
+        assert 0 < rnd[k]["p50_ns"] <= rnd[k]["p99_ns"] <= rnd[k]["p999_ns"]
+    for size in ("64B", "1048576B"):
+        t = rnd["tput_" + size]
+        assert t["zmq_msgs_s"] > 0 and t["republished_s"] > 0 and t["bridge_frames_s"] > 0
