@@ -39,6 +39,11 @@ struct shmx_server {
   uint64_t *slot_fid;      /* frame id each slot holds (0 = none) */
   uint64_t last_sweep_ns;
   uint64_t last_stamp;     /* publish_ns of the newest frame (never falls) */
+  /* Slots by the age of their frame, oldest first (the newest, `latest`,
+   * last): a doubly linked list through age_next/age_prev (SHMX__NO_SLOT
+   * ends it). publish moves a slot to the end, abort to the front. */
+  uint32_t *age_next, *age_prev;
+  uint32_t age_head, age_tail;
   uint8_t *msgbuf;
   uint64_t msgbuf_cap;
   uint32_t poll_rr;
@@ -231,9 +236,12 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   srv->seg.guard_ctl = srv->seg.guard_frames = -1;
   srv->cur_streams = calloc(g.max_tlv, sizeof *srv->cur_streams);
   srv->slot_fid = calloc(g.slots, sizeof *srv->slot_fid);
+  srv->age_next = calloc(g.slots, sizeof *srv->age_next);
+  srv->age_prev = calloc(g.slots, sizeof *srv->age_prev);
   srv->msgbuf_cap = g.ring_bytes * 4;
   srv->msgbuf = malloc((size_t)srv->msgbuf_cap);
-  if (!srv->cur_streams || !srv->slot_fid || !srv->msgbuf) {
+  if (!srv->cur_streams || !srv->slot_fid || !srv->msgbuf || !srv->age_next ||
+      !srv->age_prev) {
     rc = shmx__err(SHMX_E_ENOMEM, "server");
     goto fail;
   }
@@ -315,6 +323,12 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   if ((rc = reparse_schema(srv))) goto fail_unlink;
   srv->next_fid = 1;
   srv->latest = SHMX__NO_SLOT;
+  for (uint32_t i = 0; i < g.slots; i++) { /* all empty: any order */
+    srv->age_prev[i] = i ? i - 1 : SHMX__NO_SLOT;
+    srv->age_next[i] = i + 1 < g.slots ? i + 1 : SHMX__NO_SLOT;
+  }
+  srv->age_head = 0;
+  srv->age_tail = g.slots - 1;
   atomic_store_explicit(&h->state, SHMX__ST_LIVE, memory_order_release);
   *out = srv;
   return 0;
@@ -328,6 +342,8 @@ fail:
   shmx__schema_free(&srv->schema);
   free(srv->cur_streams);
   free(srv->slot_fid);
+  free(srv->age_next);
+  free(srv->age_prev);
   free(srv->msgbuf);
   free(srv);
   return rc;
@@ -348,6 +364,8 @@ void shmx_server_destroy(shmx_server *srv) {
   shmx__schema_free(&srv->schema);
   free(srv->cur_streams);
   free(srv->slot_fid);
+  free(srv->age_next);
+  free(srv->age_prev);
   free(srv->msgbuf);
   free(srv);
 }
@@ -373,37 +391,62 @@ static int sweep_dead(shmx_server *srv, bool force) {
   return n;
 }
 
+static void age_unlink(shmx_server *srv, uint32_t i) {
+  uint32_t p = srv->age_prev[i], n = srv->age_next[i];
+  if (p == SHMX__NO_SLOT) srv->age_head = n; else srv->age_next[p] = n;
+  if (n == SHMX__NO_SLOT) srv->age_tail = p; else srv->age_prev[n] = p;
+}
+
+/* Slot i now holds the newest frame (to_end) or none (the front). */
+static void age_move(shmx_server *srv, uint32_t i, bool to_end) {
+  if (to_end ? srv->age_tail == i : srv->age_head == i) return;
+  age_unlink(srv, i);
+  if (to_end) {
+    srv->age_prev[i] = srv->age_tail;
+    srv->age_next[i] = SHMX__NO_SLOT;
+    if (srv->age_tail == SHMX__NO_SLOT) srv->age_head = i;
+    else srv->age_next[srv->age_tail] = i;
+    srv->age_tail = i;
+  } else {
+    srv->age_next[i] = srv->age_head;
+    srv->age_prev[i] = SHMX__NO_SLOT;
+    if (srv->age_head == SHMX__NO_SLOT) srv->age_tail = i;
+    else srv->age_prev[srv->age_head] = i;
+    srv->age_head = i;
+  }
+}
+
+/* Take slot i for frame fid if no reader pins it (Dekker with the reader's
+ * pin: mark busy, then look for pins; a reader pins, then checks seq; one of
+ * us sees the other). */
+static bool try_take(shmx_server *srv, uint32_t i, uint64_t fid) {
+  const shmx__seg *s = &srv->seg;
+  if (shmx__slot_pinned(s, i)) return false;
+  struct shmx__slotdesc *d = shmx__slot(s, i);
+  uint64_t old = atomic_load_explicit(&d->seq, memory_order_relaxed);
+  atomic_store(&d->seq, 2 * fid - 1);
+  if (shmx__slot_pinned(s, i)) {
+    testcase(1); /* a reader pinned it between our check and mark */
+    atomic_store(&d->seq, old);
+    return false;
+  }
+  return true;
+}
+
 int shmx_server_begin(shmx_server *srv) {
   if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
   if (srv->in_frame) return shmx__err(SHMX_E_STATE, "a frame is already begun");
   const shmx__seg *s = &srv->seg;
   SHMX__TRUNCATED_CHECK(s);
   uint64_t fid = srv->next_fid;
+  /* The slot to write: the one holding the oldest frame among those no
+   * reader pins, never the latest. The age list gives them in that order,
+   * so with nothing pinned the first candidate is taken: one pin check, no
+   * scan of all slots. */
   for (int round = 0; round < 2; round++) {
-    /* Candidates: every slot but the latest, oldest frame first. The first
-     * try orders them by our private slot_fid[] and reads only that slot's
-     * pins (shared lines that readers write); if it is pinned, the loop
-     * reads every slot's. */
-    for (int fast = 1;; fast = 0) {
-      uint32_t best = SHMX__NO_SLOT;
-      for (uint32_t i = 0; i < s->g.slots; i++) {
-        if (i == srv->latest || (!fast && shmx__slot_pinned(s, i))) continue;
-        if (best == SHMX__NO_SLOT || srv->slot_fid[i] < srv->slot_fid[best])
-          best = i;
-      }
-      if (best == SHMX__NO_SLOT) break;
-      if (fast && shmx__slot_pinned(s, best)) continue;
-      struct shmx__slotdesc *d = shmx__slot(s, best);
-      uint64_t old = atomic_load_explicit(&d->seq, memory_order_relaxed);
-      /* Dekker with the reader's pin: mark busy, then look for pins. A
-       * reader pins, then checks seq; one of us sees the other. */
-      atomic_store(&d->seq, 2 * fid - 1);
-      if (shmx__slot_pinned(s, best)) {
-        testcase(1); /* a reader pinned it between our check and mark */
-        atomic_store(&d->seq, old);
-        continue;
-      }
-      srv->cur = best;
+    for (uint32_t i = srv->age_head; i != SHMX__NO_SLOT; i = srv->age_next[i]) {
+      if (i == srv->latest || !try_take(srv, i, fid)) continue;
+      srv->cur = i;
       goto chosen;
     }
     if (round == 0) sweep_dead(srv, true); /* maybe a dead reader's pins */
@@ -411,11 +454,8 @@ int shmx_server_begin(shmx_server *srv) {
   /* Every other slot is pinned: overwrite the oldest. Its holders see
    * shmx_frame_valid() == 0. */
   {
-    uint32_t best = SHMX__NO_SLOT;
-    for (uint32_t i = 0; i < s->g.slots; i++) {
-      if (i == srv->latest) continue;
-      if (best == SHMX__NO_SLOT || srv->slot_fid[i] < srv->slot_fid[best]) best = i;
-    }
+    uint32_t best = srv->age_head;
+    if (best == srv->latest) best = srv->age_next[best];
     testcase(1); /* forced overwrite of a pinned slot */
     srv->cur = best;
     atomic_store(&shmx__slot(s, best)->seq, 2 * fid - 1);
@@ -563,6 +603,7 @@ SHMX__ALWAYS_INLINE static inline int publish(shmx_server *srv, uint64_t fid, do
   if (atomic_load(&h->fd_armed) && atomic_exchange(&h->fd_armed, 0))
     shmx__notify_ring(s->fd, SHMX__BELL_OFF);
   srv->slot_fid[srv->cur] = fid;
+  age_move(srv, srv->cur, true);
   srv->latest = srv->cur;
   srv->next_fid = fid + 1;
   srv->in_frame = 0;
@@ -577,6 +618,7 @@ int shmx_server_abort(shmx_server *srv) {
   atomic_store_explicit(&shmx__slot(&srv->seg, srv->cur)->seq, 0,
                         memory_order_release);
   srv->slot_fid[srv->cur] = 0;
+  age_move(srv, srv->cur, false); /* empty now: the first to reuse */
   srv->in_frame = 0;
   return 0;
 }

@@ -353,6 +353,61 @@ TEST(record_table_follows_each_frame) {
   shmx_server_destroy(s);
 }
 
+/* The producer overwrites the oldest frame no reader pins, never the
+ * latest: a held frame survives while newer ones cycle through the other
+ * slots, and once released it is the first to go. In-order readers see
+ * exactly the frames that policy keeps. */
+static uint64_t next_id(shmx_client *c, uint64_t *dropped) {
+  shmx_frame f;
+  if (shmx_client_next(c, &f)) return 0;
+  uint64_t id = f.frame_id;
+  if (dropped) *dropped = f.dropped;
+  shmx_frame_release(c, &f);
+  return id;
+}
+
+TEST(oldest_unpinned_is_overwritten) {
+  const char *n = harness_name("old");
+  shmx_server *s = mk(n, 4, 0);
+  CHECK(s);
+  shmx_client *holder, *c2, *c3;
+  CHECK_OK(shmx_client_open(n, &holder));
+  CHECK_OK(shmx_client_open(n, &c2));
+  CHECK_OK(shmx_client_open(n, &c3));
+  for (uint64_t i = 1; i <= 3; i++) CHECK_OK(pub(s, i, 16));
+  shmx_frame held;
+  CHECK_OK(shmx_client_next(holder, &held));
+  CHECK_EQ(held.frame_id, 1);
+  for (uint64_t i = 4; i <= 7; i++) CHECK_OK(pub(s, i, 16));
+  CHECK(shmx_frame_valid(holder, &held)); /* never overwritten while held */
+  uint64_t d = 0;
+  CHECK_EQ(next_id(c2, &d), 1);            /* the held frame is still there */
+  CHECK_EQ(next_id(c2, &d), 5);            /* then the three newest */
+  CHECK_EQ(d, 3);
+  CHECK_EQ(next_id(c2, NULL), 6);
+  CHECK_EQ(next_id(c2, NULL), 7);
+  CHECK_EQ(next_id(c2, NULL), 0);
+  shmx_frame_release(holder, &held);
+  CHECK_OK(pub(s, 8, 16));                 /* takes frame 1's slot */
+  CHECK_OK(pub(s, 9, 16));                 /* then frame 5's */
+  CHECK_EQ(next_id(c3, &d), 6);
+  CHECK_EQ(next_id(c3, NULL), 7);
+  CHECK_EQ(next_id(c3, NULL), 8);
+  CHECK_EQ(next_id(c3, NULL), 9);
+  CHECK_EQ(next_id(c3, NULL), 0);
+  /* an aborted frame's slot is reused first; nothing else is lost */
+  CHECK_OK(shmx_server_begin(s));
+  CHECK_OK(shmx_server_abort(s));
+  CHECK_OK(pub(s, 10, 16));
+  CHECK_EQ(next_id(c2, &d), 8);
+  CHECK_EQ(next_id(c2, NULL), 9);
+  CHECK_EQ(next_id(c2, NULL), 10);
+  shmx_client_close(holder);
+  shmx_client_close(c2);
+  shmx_client_close(c3);
+  shmx_server_destroy(s);
+}
+
 /* Caller-given frame ids (relays, replays): kept as given, gaps are drops
  * for in-order readers, ids never go back, a refused id leaves the frame
  * begun, and plain publish continues after the given id. */
@@ -408,6 +463,7 @@ TEST(publish_given_id) {
 int main(void) {
   RUN(roundtrip);
   RUN(publish_given_id);
+  RUN(oldest_unpinned_is_overwritten);
   RUN(append_errors);
   RUN(next_in_order_and_drops);
   RUN(prefaulted_publish);
