@@ -1,7 +1,8 @@
 /*
  * bench_bridge.c -- shmx bridge against bare libzmq, in the same run.
  *
- *   shmx-bench-bridge [--quick] [--rounds N] [--json]
+ *   shmx-bench-bridge [--quick] [--rounds N] [--json] [--spin-us US]
+ *                     [--no-reader] [--tput64-only]
  *
  * Cases, interleaved in rounds (ratios are taken per round, then the
  * median over rounds):
@@ -19,6 +20,10 @@
  *                    by its high-water mark); the reader at the far
  *                    end counts frames received (in-order bridge; frames
  *                    lost anywhere are counted as dropped)
+ * --no-reader measures throughput with nobody reading the far channel (what
+ * the receiver republishes is then the bridge's capacity alone); --spin-us
+ * makes sender and receiver busy-poll; --tput64-only runs one 64 B
+ * throughput case (for profiling).
  * Every thread runs in this process: the producer, the bridge's sender and
  * receiver (each with its libzmq I/O thread) and the reader; on a 2-CPU
  * machine they share the CPUs, like the bare libzmq pair's 4 threads.
@@ -37,6 +42,7 @@
 
 static int g_quick, g_json, g_rounds = 3, g_tput64_only;
 static unsigned g_spin_us;
+static int g_no_reader; /* throughput without a reader of the far channel */
 static double g_last_batch; /* frames per message in the last throughput run */
 static double g_last_republished; /* frames/s the receiver republished */
 
@@ -300,7 +306,7 @@ static double bridge_tput(size_t bytes, double secs, double *drop_frac) {
   if (rig_open(&r, bytes)) return -1;
   blat_arg a = {&r, NULL, 0, 0, 0, 0, secs};
   pthread_t t;
-  if (!getenv("NO_READER")) pthread_create(&t, NULL, btput_rx, &a);
+  if (!g_no_reader) pthread_create(&t, NULL, btput_rx, &a);
   uint8_t *msg = calloc(1, bytes);
   uint64_t t0 = bench_now(), end = t0 + (uint64_t)(secs * 1e9), pubs = 0, seen = 0;
   /* Offer frames as fast as the bridge's sender takes them: at most
@@ -326,7 +332,7 @@ static double bridge_tput(size_t bytes, double secs, double *drop_frac) {
   nanosleep(&ts, NULL);
   double el = (double)(bench_now() - t0) / 1e9 - 0.2;
   atomic_store(&a.done, 1);
-  if (!getenv("NO_READER")) pthread_join(t, NULL);
+  if (!g_no_reader) pthread_join(t, NULL);
   *drop_frac = pubs ? 1.0 - (double)a.got / (double)pubs : 0;
   r.tx.stop = r.rx.stop = 1; /* stats are read by the handle's thread only */
   pthread_join(r.tx.t, NULL);
@@ -361,9 +367,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--json")) g_json = 1;
     else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) g_rounds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tput64-only")) g_tput64_only = 1; /* for profiling */
+    else if (!strcmp(argv[i], "--no-reader")) g_no_reader = 1;
     else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) g_spin_us = (unsigned)atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: %s [--quick] [--rounds N] [--json]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--quick] [--rounds N] [--json] [--spin-us US] "
+              "[--no-reader] [--tput64-only]\n", argv[0]);
       return 2;
     }
   }
