@@ -146,18 +146,25 @@ static int64_t conv_timeout_ns(PyObject *timeout, const char *what) {
   return t > 9.0e9 ? INT64_MAX : (int64_t)(t * 1e9);
 }
 
+/* The next wait slice of a wait that started at start and may last total_ns
+ * (< 0 forever): SHMX_PY_WAIT_SLICE_NS or what is left, 0 when it is over. */
+static int64_t wait_slice(uint64_t start, int64_t total_ns) {
+  int64_t slice = SHMX_PY_WAIT_SLICE_NS;
+  if (total_ns >= 0) {
+    uint64_t el = shmx_now_ns() - start;
+    int64_t left = (uint64_t)total_ns > el ? total_ns - (int64_t)el : 0;
+    if (left < slice) slice = left;
+  }
+  return slice;
+}
+
 /* shmx_client_open, or with wait_ns != 0 shmx_client_open_wait in slices
  * with the GIL released, checking for signals (Ctrl-C) between them. */
 static int open_waiting(const char *name, int64_t wait_ns, shmx_client **cl) {
   if (wait_ns == 0) return shmx_client_open(name, cl);
   uint64_t start = shmx_now_ns();
   for (;;) {
-    int64_t slice = SHMX_PY_WAIT_SLICE_NS;
-    if (wait_ns >= 0) {
-      uint64_t el = shmx_now_ns() - start;
-      int64_t left = (uint64_t)wait_ns > el ? wait_ns - (int64_t)el : 0;
-      if (left < slice) slice = left;
-    }
+    int64_t slice = wait_slice(start, wait_ns);
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = shmx_client_open_wait(name, slice, cl);
@@ -396,16 +403,8 @@ static PyObject *Client_latest_frame(ClientObject *self, PyObject *unused) {
  * None on timeout, NULL on error. */
 static PyObject *client_wait_impl(ClientObject *self, PyObject *timeout,
                                   int in_order, const char *what) {
-  int64_t total_ns = -1;
-  if (timeout != NULL && timeout != Py_None) {
-    double t = PyFloat_AsDouble(timeout);
-    if (t == -1.0 && PyErr_Occurred()) return NULL;
-    if (!(t >= 0.0)) {
-      PyErr_Format(PyExc_ValueError, "%s: timeout must be >= 0 or None", what);
-      return NULL;
-    }
-    total_ns = t > 9.0e9 ? INT64_MAX : (int64_t)(t * 1e9);
-  }
+  int64_t total_ns = conv_timeout_ns(timeout, what);
+  if (total_ns == -2) return NULL;
   ccore *c = client_core(self, what);
   if (c == NULL) return NULL;
   c->refs++; /* survive close() from another thread */
@@ -414,12 +413,7 @@ static PyObject *client_wait_impl(ClientObject *self, PyObject *timeout,
   PyObject *result = NULL;
   char detail[512];
   for (;;) {
-    int64_t slice = SHMX_PY_WAIT_SLICE_NS;
-    if (total_ns >= 0) {
-      uint64_t el = shmx_now_ns() - start;
-      int64_t left = (uint64_t)total_ns > el ? total_ns - (int64_t)el : 0;
-      if (left < slice) slice = left;
-    }
+    int64_t slice = wait_slice(start, total_ns);
     int rc;
     if (slice == 0) {
       rc = shmx_client_wait(c->cl, &f, 0, in_order);
