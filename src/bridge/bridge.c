@@ -25,6 +25,7 @@
 
 #define SCHEMA_EVERY_NS (1000u * 1000 * 1000) /* schema heartbeat */
 #define POLL_SLICE_MS 100
+#define IDLE_SLICE_MS 10   /* sender asleep on its channel: wake to serve XPUB */
 #define SMALL_FRAME 8192   /* below this, one part, copied by zmq_send */
 #define LAT_SAMPLES 65536
 #define POOL_KEEP 8
@@ -92,6 +93,7 @@ struct shmx_bridge {
   shmx_client *cl;
   uint64_t session;
   uint32_t gen;            /* schema version sent */
+  int sent_streams, sent_user; /* what the encoded schema holds */
   int schema_due;          /* send a schema now */
   int schema_block;        /* a changed schema is unsent: hold frames */
   uint8_t *schema;         /* encoded blob */
@@ -187,6 +189,7 @@ const char *shmx_bridge_endpoint(const shmx_bridge *b) { return b ? b->endpoint 
 /* sender                                                                 */
 
 static void drop_pending(shmx_bridge *b);
+static void close_batch(shmx_bridge *b);
 
 static int build_schema(shmx_bridge *b) {
   shmx_header_info hi;
@@ -206,6 +209,8 @@ static int build_schema(shmx_bridge *b) {
   free(b->schema);
   b->schema = blob;
   b->schema_len = len;
+  b->sent_streams = n;
+  b->sent_user = nu;
   b->session = hi.session_id;
   b->gen++;
   b->schema_due = b->schema_block = 1;
@@ -294,6 +299,32 @@ static size_t encode_stream(shmx_bridge *b, const shmx_frame_stream *s, uint8_t 
     if (s->bytes) memcpy(dst, s->data, (size_t)s->bytes);
     return (size_t)s->bytes;
   }
+}
+
+/* Re-read the channel's schema if it changed (then it goes out before any
+ * frame that needs it), and send it when due. 0 or an error. */
+static int sync_schema(shmx_bridge *b, uint64_t now) {
+  int rc = shmx_client_refresh(b->cl);
+  /* The client also refreshes by itself when a read finds a newer schema,
+   * so compare what we encoded with what it holds. */
+  const shmx_stream_info *si;
+  int n = 0;
+  const uint8_t *ud;
+  uint32_t ul;
+  if (rc == 0 && (shmx_client_streams(b->cl, &si, &n) || n != b->sent_streams ||
+                  shmx_client_static_user(b->cl, b->sent_user, &ud, &ul) == 0))
+    rc = 1;
+  if (rc == 1) rc = build_schema(b);
+  if (rc < 0) return rc;
+  if (b->schema_due || now - b->last_schema_ns >= SCHEMA_EVERY_NS) {
+    close_batch(b); /* frames of the old schema go first */
+    if (send_ctl(b, SHMX__BR_SCHEMA, b->schema, b->schema_len) == 0) {
+      b->schema_due = b->schema_block = 0;
+      b->last_schema_ns = now;
+      b->st.schemas++;
+    }
+  }
+  return 0;
 }
 
 /* A frame that could not go out: counted here and in the reader slot, so
@@ -389,6 +420,13 @@ static int batch_room(const shmx_bridge *b) {
 /* Encode one held frame (released here) as the pending message and try to
  * send it. */
 static void forward(shmx_bridge *b, shmx_frame *f) {
+  /* A stream the schema we sent does not name (the producer added it and
+   * the read refreshed the client): the new schema must go out first. */
+  for (uint32_t i = 0; i < f->tlv_count; i++)
+    if (f->streams[i].index == UINT32_MAX || f->streams[i].index >= (uint32_t)b->sent_streams) {
+      if (sync_schema(b, shmx_now_ns()) < 0) b->schema_block = 1; /* drop below */
+      break;
+    }
   b->st.skipped += b->o.in_order ? f->dropped
                                  : (b->last_fid && f->frame_id > b->last_fid + 1
                                         ? f->frame_id - b->last_fid - 1 : 0);
@@ -498,18 +536,10 @@ static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t
       return;
     }
   }
-  int rc = shmx_client_refresh(b->cl);
-  if (rc == 1) rc = build_schema(b);
+  int rc = sync_schema(b, now);
   if (rc < 0) {
     sender_detach(b, rc);
     return;
-  }
-  if (b->schema_due || now - b->last_schema_ns >= SCHEMA_EVERY_NS) {
-    if (send_ctl(b, SHMX__BR_SCHEMA, b->schema, b->schema_len) == 0) {
-      b->schema_due = b->schema_block = 0;
-      b->last_schema_ns = now;
-      b->st.schemas++;
-    }
   }
   if (b->npend && !send_pending(b)) {
     /* In order, a subscriber's queue is full: hold our read position (the
@@ -556,16 +586,19 @@ static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t
     }
     if (shmx_client_frame_seq(b->cl) > b->last_fid) return;
   }
-  rc = shmx_client_arm(b->cl);
-  if (rc == 1) return;
-  if (rc < 0) {
+  /* Nothing to read: sleep on the channel's futex (a wake-up through it
+   * costs less than through the event fd and poll: 18-26 us added p50
+   * against 28-43 us in the same runs), in slices of at most 10 ms so that
+   * a new subscriber's schema and the heartbeat wait no longer than that.
+   * A frame it brings goes out at once. */
+  int64_t ms = budget_ms < IDLE_SLICE_MS ? budget_ms : IDLE_SLICE_MS;
+  rc = shmx_client_wait(b->cl, &f, ms * 1000000, b->o.in_order);
+  if (rc == 0) {
+    forward(b, &f);
+    close_batch(b);
+  } else if (rc != SHMX_E_TIMEOUT && rc != SHMX_E_EINTR && rc != SHMX_E_NOFRAME) {
     sender_detach(b, rc);
-    return;
   }
-  int fd = shmx_client_fd(b->cl);
-  zmq_pollitem_t it[2] = {{b->sock, 0, ZMQ_POLLIN, 0}, {NULL, fd, ZMQ_POLLIN, 0}};
-  int64_t ms = budget_ms < POLL_SLICE_MS ? budget_ms : POLL_SLICE_MS;
-  zmq_poll(it, 2, (long)ms);
 }
 
 /* ====================================================================== */
