@@ -441,8 +441,16 @@ static void forward(shmx_bridge *b, shmx_frame *f) {
   size_t meta = SHMX__BR_HDR + (size_t)n * SHMX__BR_DIRENT;
   size_t need = (size_t)f->payload_bytes;
   if (b->o.codec != SHMX_BRIDGE_RAW) need = b->pool->cap;
-  int one_part = b->o.codec == SHMX_BRIDGE_RAW && meta + need <= SMALL_FRAME;
+  /* The batch buffer may still hold a closed batch that the queue refused
+   * (a schema change just closed it): then this frame goes on its own. */
+  int batch_busy = b->npend && b->pend[0].batch;
+  int one_part = b->o.codec == SHMX_BRIDGE_RAW && meta + need <= SMALL_FRAME && !batch_busy;
   if (!one_part) close_batch(b); /* keep the order: the batch goes first */
+  if (!one_part && b->npend == 2) { /* nowhere to queue it */
+    shmx_frame_release(b->cl, f);
+    net_drop(b);
+    return;
+  }
   /* a small frame is encoded in place as the next record of the batch */
   uint8_t *rec = b->batch + b->batch_len;
   uint8_t *data = one_part ? rec + 8 + meta : pool_get(b->pool, need ? need : 1);
