@@ -359,7 +359,8 @@ typedef struct shmx_header_info {
   uint32_t static_gen;
   uint32_t readers_connected;
   uint64_t create_ns;       /* CLOCK_REALTIME ns of create */
-  uint32_t waiters;         /* readers blocked in shmx_client_wait */
+  uint32_t waiters;         /* readers blocked in shmx_client_wait (both
+                               wake protocols: header waiters + sleepers) */
   uint32_t fd_armed;        /* 1 if a reader armed its event fd since the
                                producer last rang (format 2.1) */
 } shmx_header_info;
