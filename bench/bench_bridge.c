@@ -215,13 +215,8 @@ static int rig_open(rig *r, size_t bytes) {
   r->rx.name = "br-receiver";
   pthread_create(&r->tx.t, NULL, side_run, &r->tx);
   pthread_create(&r->rx.t, NULL, side_run, &r->rx);
-  uint64_t end = bench_now() + 10000000000ull;
-  while (shmx_client_open(r->dst, &r->c) != 0) {
-    if (bench_now() > end) return -1;
-    struct timespec ts = {0, 1000000};
-    nanosleep(&ts, NULL);
-  }
-  return 0;
+  /* the receiver creates it when the sender's schema arrives */
+  return shmx_client_open_wait(r->dst, 10000000000ll, &r->c) ? -1 : 0;
 }
 
 static void rig_close(rig *r) {

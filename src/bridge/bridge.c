@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 #ifdef SHMX_HAVE_ZSTD
 #  include <zstd.h>
@@ -30,12 +29,6 @@
 #define LAT_SAMPLES 65536
 #define POOL_KEEP 8
 #define RETRY_NS 20000     /* in-order sender: retry a full queue after this */
-
-static uint64_t real_ns(void) {
-  struct timespec ts;
-  timespec_get(&ts, TIME_UTC);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* A line on stderr about what the bridge did (unless opts.quiet). */
 static void note(const shmx_bridge *b, const char *fmt, ...) SHMX__PRINTF(2, 3);
@@ -126,7 +119,6 @@ struct shmx_bridge {
   shmx_server *srv;
   uint64_t cur_sender, cur_session;
   uint32_t cur_gen;
-  uint32_t n_streams, n_user;  /* schema records applied */
   shmx__br_schema sch;         /* the applied schema (for equality checks) */
   uint8_t *sch_blob;           /* sch's strings point into it */
   uint64_t last_pub;
@@ -165,17 +157,6 @@ int shmx_bridge_keygen(char pub[41], char sec[41]) {
     return shmx__err(SHMX_E_ENOSYS, "this libzmq was built without CURVE");
   if (zmq_curve_keypair(pub, sec) != 0) return zerr("zmq_curve_keypair");
   return 0;
-}
-
-static uint64_t random_id(void) {
-  /* Unique per run: time, address entropy and a counter; never 0. */
-  static _Atomic uint64_t ctr;
-  uint64_t x = real_ns() ^ ((uint64_t)(uintptr_t)&ctr << 16) ^
-               (atomic_fetch_add(&ctr, 1) * 0x9e3779b97f4a7c15ull) ^ shmx_now_ns();
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x ? x : 1;
 }
 
 static int set_int(void *s, int opt, int v, const char *what) {
@@ -227,20 +208,22 @@ static int build_schema(shmx_bridge *b) {
   return 0;
 }
 
-static void put_hdr(shmx_bridge *b, uint8_t *out, uint32_t type) {
+/* The header fields every message of this sender carries. */
+static shmx__br_hdr hdr_of(const shmx_bridge *b, uint32_t type) {
   shmx__br_hdr h = {0};
   h.type = type;
   h.sender_id = b->sender_id;
   h.session = b->session;
   h.schema_gen = b->gen;
   h.sender_dropped = b->st.dropped_net;
-  shmx__br_hdr_put(out, &h);
+  return h;
 }
 
 /* Send a two-part control message; 0, or EAGAIN (queues full). */
 static int send_ctl(shmx_bridge *b, uint32_t type, const void *body, size_t len) {
   uint8_t h[SHMX__BR_HDR];
-  put_hdr(b, h, type);
+  shmx__br_hdr hd = hdr_of(b, type);
+  shmx__br_hdr_put(h, &hd);
   if (zmq_send(b->sock, h, sizeof h, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
   zmq_send(b->sock, body, len, ZMQ_DONTWAIT); /* a later part always goes */
   return 0;
@@ -258,8 +241,10 @@ static void sender_detach(shmx_bridge *b, int rc) {
   b->last_fid = 0;
 }
 
-static int sender_attach(shmx_bridge *b) {
-  int rc = shmx_client_open(b->chan, &b->cl);
+/* Open the channel (waiting up to wait_ns for it, see
+ * shmx_client_open_wait) and encode its schema. */
+static int sender_attach(shmx_bridge *b, int64_t wait_ns) {
+  int rc = shmx_client_open_wait(b->chan, wait_ns, &b->cl);
   if (rc) {
     b->cl = NULL;
     return rc;
@@ -389,13 +374,8 @@ static int send_pending(shmx_bridge *b) {
  * closed it) and try to send. */
 static void close_batch(shmx_bridge *b) {
   if (!b->batch_n) return;
-  shmx__br_hdr h = {0};
-  h.type = SHMX__BR_BATCH;
-  h.sender_id = b->sender_id;
-  h.session = b->session;
-  h.schema_gen = b->gen;
+  shmx__br_hdr h = hdr_of(b, SHMX__BR_BATCH);
   h.n_streams = b->batch_n;
-  h.sender_dropped = b->st.dropped_net;
   shmx__br_hdr_put(b->batch, &h);
   struct pend *p = &b->pend[b->npend++];
   p->batch = 1;
@@ -471,17 +451,12 @@ static void forward(shmx_bridge *b, shmx_frame *f) {
     off += w;
   }
   int valid = shmx_frame_valid(b->cl, f);
-  shmx__br_hdr h = {0};
-  h.type = SHMX__BR_FRAME;
+  shmx__br_hdr h = hdr_of(b, SHMX__BR_FRAME);
   h.codec = (uint32_t)b->o.codec;
-  h.sender_id = b->sender_id;
-  h.session = b->session;
-  h.schema_gen = b->gen;
   h.n_streams = n;
   h.frame_id = f->frame_id;
   h.sim_time = f->sim_time;
   h.origin_ns = (uint64_t)((int64_t)f->publish_ns + b->clock_off);
-  h.sender_dropped = b->st.dropped_net;
   uint64_t bytes = f->payload_bytes;
   shmx_frame_release(b->cl, f);
   if (!ok || !valid) {
@@ -528,14 +503,14 @@ static void sender_subs(shmx_bridge *b) {
 static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t *stop) {
   uint64_t now = shmx_now_ns();
   if (now - b->clock_ns > SCHEMA_EVERY_NS) {
-    b->clock_off = (int64_t)(real_ns() - shmx_now_ns());
+    b->clock_off = (int64_t)(shmx__real_ns() - shmx_now_ns());
     b->clock_ns = now;
   }
   sender_subs(b);
   if (!b->cl) {
     if (now - b->last_try_ns >= 50u * 1000 * 1000) {
       b->last_try_ns = now;
-      if (sender_attach(b) == 0)
+      if (sender_attach(b, 0) == 0)
         note(b, "reading channel '%s' again\n", b->chan);
     }
     if (!b->cl) {
@@ -553,9 +528,7 @@ static void sender_step(shmx_bridge *b, int64_t budget_ms, volatile sig_atomic_t
     /* In order, a subscriber's queue is full: hold our read position (the
      * channel's slots absorb the difference, then readers' skips count
      * it) and retry shortly. XPUB has no POLLOUT to wait for. */
-    (void)budget_ms;
-    struct timespec ts = {0, RETRY_NS};
-    nanosleep(&ts, NULL);
+    shmx__sleep_ns(RETRY_NS);
     return;
   }
   shmx_frame f;
@@ -619,7 +592,6 @@ static void recv_drop_channel(shmx_bridge *b) {
   shmx__br_schema_free(&b->sch);
   free(b->sch_blob);
   b->sch_blob = NULL;
-  b->n_streams = b->n_user = 0;
   b->cur_sender = b->cur_session = 0;
   b->cur_gen = 0;
   b->last_pub = 0;
@@ -821,7 +793,7 @@ static void recv_frame(shmx_bridge *b, const shmx__br_hdr *h, const uint8_t *dat
   b->st.wire_bytes += len;
   b->st.sender_dropped = h->sender_dropped;
   if (h->origin_ns && b->lat_n < LAT_SAMPLES) {
-    uint64_t now = real_ns();
+    uint64_t now = shmx__real_ns();
     b->lat[b->lat_n++] = now > h->origin_ns ? now - h->origin_ns : 0;
   }
   return;
@@ -950,7 +922,7 @@ int shmx_bridge_open(int send, const shmx_bridge_opts *o, shmx_bridge **out) {
   if (o->channel) snprintf(b->chan, sizeof b->chan, "%s", o->channel);
   b->o.channel = o->channel ? b->chan : NULL;
   b->o.curve_secret = b->o.curve_server_public = NULL; /* used below only */
-  b->sender_id = random_id();
+  b->sender_id = shmx__random64(); /* per run, never 0 */
   int rc = 0;
   b->ctx = zmq_ctx_new();
   if (!b->ctx) {
@@ -973,13 +945,7 @@ int shmx_bridge_open(int send, const shmx_bridge_opts *o, shmx_bridge **out) {
       goto fail;
     }
 #endif
-    uint64_t t0 = shmx_now_ns();
-    while ((rc = sender_attach(b)) == SHMX_E_NOCHANNEL &&
-           (double)(shmx_now_ns() - t0) < o->wait_s * 1e9) {
-      struct timespec ts = {0, 20 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-    }
-    if (rc) goto fail;
+    if ((rc = sender_attach(b, o->wait_s > 0 ? (int64_t)(o->wait_s * 1e9) : 0))) goto fail;
     shmx_header_info hi;
     shmx_client_header(b->cl, &hi);
     int hwm = o->hwm;

@@ -81,7 +81,8 @@ typedef struct shmx_bridge_stats {
 } shmx_bridge_stats;
 
 /* Open a sender (send != 0) or receiver. Errors: SHMX_E_ARG, SHMX_E_NAME,
- * SHMX_E_NOCHANNEL (sender, channel absent after wait_s), SHMX_E_ENOSYS
+ * SHMX_E_NOCHANNEL (sender, channel absent and wait_s 0), SHMX_E_TIMEOUT
+ * (sender: not there, or its producer dead, for all of wait_s), SHMX_E_ENOSYS
  * (codec or CURVE not built in), SHMX_E_EINVAL (endpoint refused by libzmq;
  * shmx_errmsg() says why). */
 int shmx_bridge_open(int send, const shmx_bridge_opts *o, shmx_bridge **out);

@@ -93,9 +93,9 @@ def check_frame(f, max_blob):
 
 
 def open_client(name, timeout=15):
-    c = shmx.Client()
-    wait_until(lambda: c.open(name), timeout=timeout, interval=0.01, what=f"channel {name}")
-    return c
+    """A reader of the receiver's channel, which appears when the schema
+    arrives (raises ShmxTimeoutError if it does not within timeout)."""
+    return shmx.Client(name, timeout=timeout)
 
 
 def pump(prod, c, n, window=8, timeout=60):
@@ -392,6 +392,30 @@ def test_garbage_on_the_port_is_survived(chan):
         stop.set()
         t.join(5)
         lsock.close()
+
+
+def test_sender_waits_for_its_channel(chan):
+    """--wait: a sender started before its producer is ready as soon as the
+    channel is live, and says why when it never comes."""
+    name = chan("bw")
+    made = threading.Event()
+
+    def late():
+        time.sleep(0.5)
+        made.p = Producer(name)
+        made.set()
+    t = threading.Thread(target=late)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        with tx_start(name, wait=10) as tx:
+            assert made.is_set() and time.monotonic() - t0 < 8
+            assert tx.wait_stats(lambda s: s["attached"] == 1)["attached"] == 1
+    finally:
+        t.join()
+        made.p.close()
+    with pytest.raises(bridge.BridgeError, match="not ready in time"):
+        tx_start(chan("bw2"), wait=0.3)
 
 
 def test_usage_errors():
