@@ -36,7 +36,6 @@ struct shmx_server {
   /* private state (never read back from shared memory) */
   uint64_t next_fid;
   uint32_t latest;         /* slot of the newest frame, SHMX__NO_SLOT */
-  uint64_t *slot_fid;      /* frame id each slot holds (0 = none) */
   uint64_t last_sweep_ns;
   uint64_t last_stamp;     /* publish_ns of the newest frame (never falls) */
   /* Slots by the age of their frame, oldest first (the newest, `latest`,
@@ -235,12 +234,11 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   srv->seg.fd = srv->seg.lock_fd = srv->nl.fd = -1;
   srv->seg.guard_ctl = srv->seg.guard_frames = -1;
   srv->cur_streams = calloc(g.max_tlv, sizeof *srv->cur_streams);
-  srv->slot_fid = calloc(g.slots, sizeof *srv->slot_fid);
   srv->age_next = calloc(g.slots, sizeof *srv->age_next);
   srv->age_prev = calloc(g.slots, sizeof *srv->age_prev);
   srv->msgbuf_cap = g.ring_bytes * 4;
   srv->msgbuf = malloc((size_t)srv->msgbuf_cap);
-  if (!srv->cur_streams || !srv->slot_fid || !srv->msgbuf || !srv->age_next ||
+  if (!srv->cur_streams || !srv->msgbuf || !srv->age_next ||
       !srv->age_prev) {
     rc = shmx__err(SHMX_E_ENOMEM, "server");
     goto fail;
@@ -341,7 +339,6 @@ fail:
   shmx__close(srv->seg.fd);
   shmx__schema_free(&srv->schema);
   free(srv->cur_streams);
-  free(srv->slot_fid);
   free(srv->age_next);
   free(srv->age_prev);
   free(srv->msgbuf);
@@ -363,7 +360,6 @@ void shmx_server_destroy(shmx_server *srv) {
   shmx__close(srv->seg.fd); /* releases the owner lock */
   shmx__schema_free(&srv->schema);
   free(srv->cur_streams);
-  free(srv->slot_fid);
   free(srv->age_next);
   free(srv->age_prev);
   free(srv->msgbuf);
@@ -465,7 +461,6 @@ chosen:
   srv->pos = 0;
   srv->payload = 0;
   srv->tlv_count = 0;
-  srv->slot_fid[srv->cur] = 0;
   return 0;
 }
 
@@ -602,7 +597,6 @@ SHMX__ALWAYS_INLINE static inline int publish(shmx_server *srv, uint64_t fid, do
    * futex protocol's; see design.md, "Event fds"). */
   if (atomic_load(&h->fd_armed) && atomic_exchange(&h->fd_armed, 0))
     shmx__notify_ring(s->fd, SHMX__BELL_OFF);
-  srv->slot_fid[srv->cur] = fid;
   age_move(srv, srv->cur, true);
   srv->latest = srv->cur;
   srv->next_fid = fid + 1;
@@ -617,7 +611,6 @@ int shmx_server_abort(shmx_server *srv) {
   /* The slot's old frame may be partly overwritten: mark it empty. */
   atomic_store_explicit(&shmx__slot(&srv->seg, srv->cur)->seq, 0,
                         memory_order_release);
-  srv->slot_fid[srv->cur] = 0;
   age_move(srv, srv->cur, false); /* empty now: the first to reuse */
   srv->in_frame = 0;
   return 0;
