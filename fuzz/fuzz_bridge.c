@@ -63,7 +63,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   g.control_per_reader = 4096;
   shmx_stream_info si[2] = {{1, SHMX_DT_U64, 1, 0, 8, 0, "seq", NULL},
                             {2, SHMX_DT_U8, 1, 0, 1, 3, "blob", (const uint8_t *)"xyz"}};
-  if (shmx__br_schema_encode("origin", &g, si, 2, NULL, NULL, 0, &schema, &schema_len))
+  if (shmx__sb_encode("origin", &g, si, 2, NULL, NULL, 0, &schema, &schema_len))
     abort();
   atexit(cleanup);
   return 0;

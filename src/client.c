@@ -729,6 +729,9 @@ int shmx_client_refresh(shmx_client *cl) {
   return refresh_schema(cl);
 }
 
+uint32_t shmx__client_schema_gen(const shmx_client *cl) { return cl->schema.gen; }
+uint64_t shmx__client_session(const shmx_client *cl) { return cl->seg.session_id; }
+
 int shmx_client_streams(shmx_client *cl, const shmx_stream_info **streams,
                         int *n) {
   if (!cl || !streams || !n) return shmx__err(SHMX_E_ARG, "bad arguments");

@@ -36,6 +36,13 @@ int shmx__err(int err, const char *fmt, ...) SHMX__PRINTF(2, 3);
 /* Record -errno_value with a detail; returns -errno_value. */
 int shmx__syserr(int errno_value, const char *fmt, ...) SHMX__PRINTF(2, 3);
 
+/* ---- client.c: for relays and recorders inside the library ----------- */
+
+/* Generation of the schema the client holds (what its reads decode with). */
+uint32_t shmx__client_schema_gen(const shmx_client *cl);
+/* Session id of the producer the client is attached to. */
+uint64_t shmx__client_session(const shmx_client *cl);
+
 /* ---- util.c: checked arithmetic ---------------------------------------- */
 
 /* *out = a + b / a * b; return false on overflow. */

@@ -7,12 +7,17 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "util.h"
 
 static const char inspect_usage[] =
     "usage: shmx inspect NAME [--json] [--all]\n"
+    "       shmx inspect FILE.mcap [--json]\n"
+    "\n"
+    "A path (with a '/', or an existing file ending in .mcap) is a recording:\n"
+    "its channels, schemas, frames, time range and missed frames.\n"
     "\n"
     "Show a channel as the read-only inspector sees it: header (producer pid\n"
     "and liveness, geometry, frames published), schema (streams with dtype,\n"
@@ -290,6 +295,11 @@ int cmd_inspect(int argc, char **argv) {
   if (argc - optind > 1)
     return cli_usage("inspect", "unexpected argument '%s'", argv[optind + 1]);
   const char *name = argv[optind];
+  /* A recording: a path with a slash, or an existing file ending in .mcap. */
+  struct stat rs;
+  size_t nl = strlen(name);
+  if (strchr(name, '/') || (nl > 5 && !strcmp(name + nl - 5, ".mcap") && stat(name, &rs) == 0))
+    return cli_inspect_recording(name, json);
   if (shmx_name_check(name) != 0) {
     cli_chan_error("inspect", name, SHMX_E_NAME);
     return CLI_USAGE;

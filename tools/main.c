@@ -1,7 +1,8 @@
 /*
  * main.c -- `shmx`: see and manage shmx channels on this machine.
  *
- *   shmx ls | inspect NAME | top NAME | rm NAME | demo | bench | bridge
+ *   shmx ls | inspect NAME | top NAME | rm NAME | demo | bench | bridge |
+ *        record | play | recover
  *
  * Each command lives in its own file (cmd_*.c) and returns the exit code:
  * 0 ok, 1 error, 2 usage.
@@ -23,6 +24,9 @@ static const struct {
     {"demo", cmd_demo, "a producer and readers in separate processes, live"},
     {"bench", cmd_bench, "run the core benchmark suite"},
     {"bridge", cmd_bridge, "carry a channel to other machines over ZeroMQ"},
+    {"record", cmd_record, "record channels into an MCAP file"},
+    {"play", cmd_play, "publish a recording again, paced as recorded"},
+    {"recover", cmd_recover, "rebuild a recording a crash left unfinished"},
 };
 
 #ifndef SHMX_HAVE_BRIDGE

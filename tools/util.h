@@ -32,6 +32,11 @@ int cmd_rm(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bridge(int argc, char **argv); /* cmd_bridge.c, or a stub without libzmq */
+int cmd_record(int argc, char **argv);  /* cmd_record.c: recordings */
+int cmd_play(int argc, char **argv);
+int cmd_recover(int argc, char **argv);
+/* `shmx inspect FILE.mcap` (cmd_record.c). */
+int cli_inspect_recording(const char *path, int json);
 
 /* ---- errors ------------------------------------------------------------- */
 

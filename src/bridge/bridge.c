@@ -119,7 +119,7 @@ struct shmx_bridge {
   shmx_server *srv;
   uint64_t cur_sender, cur_session;
   uint32_t cur_gen;
-  shmx__br_schema sch;         /* the applied schema (for equality checks) */
+  shmx__sb sch;         /* the applied schema (for equality checks) */
   uint8_t *sch_blob;           /* sch's strings point into it */
   uint64_t last_pub;
   uint64_t last_create_fail_ns;
@@ -174,18 +174,11 @@ static void close_batch(shmx_bridge *b);
 
 static int build_schema(shmx_bridge *b) {
   shmx_header_info hi;
-  const shmx_stream_info *si;
-  int n, rc;
-  if ((rc = shmx_client_header(b->cl, &hi)) || (rc = shmx_client_streams(b->cl, &si, &n)))
-    return rc;
-  const uint8_t *user[SHMX__BR_MAX_USER];
-  uint32_t ulen[SHMX__BR_MAX_USER];
-  int nu = 0;
-  while (nu < SHMX__BR_MAX_USER && shmx_client_static_user(b->cl, nu, &user[nu], &ulen[nu]) == 0)
-    nu++;
+  int n, nu, rc;
   uint8_t *blob;
   size_t len;
-  if ((rc = shmx__br_schema_encode(b->chan, &hi, si, n, user, ulen, nu, &blob, &len)))
+  if ((rc = shmx_client_header(b->cl, &hi)) ||
+      (rc = shmx__sb_encode_client(b->cl, &blob, &len, &n, &nu)))
     return rc;
   free(b->schema);
   b->schema = blob;
@@ -589,7 +582,7 @@ static void recv_drop_channel(shmx_bridge *b) {
   if (b->srv) shmx_server_destroy(b->srv);
   b->srv = NULL;
   b->st.attached = 0;
-  shmx__br_schema_free(&b->sch);
+  shmx__sb_free(&b->sch);
   free(b->sch_blob);
   b->sch_blob = NULL;
   b->cur_sender = b->cur_session = 0;
@@ -597,54 +590,13 @@ static void recv_drop_channel(shmx_bridge *b) {
   b->last_pub = 0;
 }
 
-static int spec_eq(const shmx_stream_spec *a, const shmx_stream_spec *c) {
-  return a->id == c->id && a->dtype == c->dtype && a->components == c->components &&
-         a->layout == c->layout && a->bytes_per_elem == c->bytes_per_elem &&
-         a->extra_len == c->extra_len && !strcmp(a->name, c->name) &&
-         (!a->extra_len || !memcmp(a->extra, c->extra, a->extra_len));
-}
-
-/* Does schema s extend the applied one (same geometry, old records a prefix)? */
-static int extends(const shmx__br_schema *old, const shmx__br_schema *s) {
-  if (strcmp(old->name, s->name) || old->slots != s->slots ||
-      old->reader_slots != s->reader_slots || old->flags != s->flags ||
-      old->static_cap != s->static_cap || old->frame_cap != s->frame_cap ||
-      old->control_per_reader != s->control_per_reader || s->n_streams < old->n_streams ||
-      s->n_user < old->n_user)
-    return 0;
-  for (uint32_t i = 0; i < old->n_streams; i++)
-    if (!spec_eq(&old->streams[i], &s->streams[i])) return 0;
-  for (uint32_t i = 0; i < old->n_user; i++)
-    if (old->user_len[i] != s->user_len[i] ||
-        memcmp(old->user[i], s->user[i], old->user_len[i]))
-      return 0;
-  return 1;
-}
-
-static int recv_create(shmx_bridge *b, const shmx__br_schema *s) {
-  shmx_server_config c;
-  shmx_server_config_init(&c);
-  c.slots = b->o.slots ? b->o.slots : s->slots;
-  c.reader_slots = s->reader_slots;
-  c.static_bytes_cap = s->static_cap;
-  c.frame_bytes_cap = s->frame_cap;
-  c.control_per_reader = s->control_per_reader;
-  c.flags = s->flags & SHMX_CREATE_CRC32C;
-  c.mode = b->o.mode ? b->o.mode : 0600;
-  c.streams = s->streams;
-  c.n_streams = s->n_streams;
+static int recv_create(shmx_bridge *b, const shmx__sb *s) {
   const char *name = b->o.channel ? b->o.channel : s->name;
-  int rc = shmx_server_create(name, &c, &b->srv);
+  int rc = shmx__sb_create(name, s, b->o.slots, b->o.mode, &b->srv);
   if (rc) {
     b->srv = NULL;
     return rc;
   }
-  for (uint32_t i = 0; i < s->n_user; i++)
-    if ((rc = shmx_server_static_append(b->srv, s->user[i], s->user_len[i]))) {
-      shmx_server_destroy(b->srv);
-      b->srv = NULL;
-      return rc;
-    }
   if (name != b->chan) snprintf(b->chan, sizeof b->chan, "%s", name);
   b->st.attached = 1;
   return 0;
@@ -655,47 +607,41 @@ static void recv_schema(shmx_bridge *b, const shmx__br_hdr *h, const uint8_t *bo
   uint8_t *blob = malloc(n ? n : 1);
   if (!blob) return;
   if (n) memcpy(blob, body, n);
-  shmx__br_schema s;
-  if (shmx__br_schema_decode(blob, n, &s)) {
+  shmx__sb s;
+  if (shmx__sb_decode(blob, n, &s)) {
     b->st.bad++;
     free(blob);
     return;
   }
   /* A sender decides the geometry of a channel we create: bound the memory
    * it may make us allocate (and pre-fault). */
-  uint64_t frames, ctl, total = UINT64_MAX;
-  if (!shmx__mul_ok(s.slots ? s.slots : 3, s.frame_cap, &frames) ||
-      !shmx__mul_ok(s.reader_slots ? s.reader_slots : 16, s.control_per_reader, &ctl) ||
-      !shmx__add_ok(frames, ctl, &total) || !shmx__add_ok(total, s.static_cap, &total) ||
-      total > b->max_bytes) {
+  uint64_t total = shmx__sb_bytes(&s);
+  if (total > b->max_bytes) {
     if (!b->warned_size++)
       note(b, "refusing a schema for a %llu-byte channel (limit "
               "%llu; see --max-bytes)\n", (unsigned long long)total,
               (unsigned long long)b->max_bytes);
     b->st.bad++;
-    shmx__br_schema_free(&s);
+    shmx__sb_free(&s);
     free(blob);
     return;
   }
   int same_origin = b->srv && h->sender_id == b->cur_sender && h->session == b->cur_session;
   if (same_origin && h->schema_gen == b->cur_gen) { /* heartbeat */
-    shmx__br_schema_free(&s);
+    shmx__sb_free(&s);
     free(blob);
     return;
   }
   int rc = 0;
-  if (same_origin && extends(&b->sch, &s)) {
-    for (uint32_t i = b->sch.n_streams; i < s.n_streams && !rc; i++)
-      rc = shmx_server_add_stream(b->srv, &s.streams[i]);
-    for (uint32_t i = b->sch.n_user; i < s.n_user && !rc; i++)
-      rc = shmx_server_static_append(b->srv, s.user[i], s.user_len[i]);
+  if (same_origin && shmx__sb_extends(&b->sch, &s)) {
+    rc = shmx__sb_grow(b->srv, &b->sch, &s);
   } else {
     uint64_t now = shmx_now_ns();
     if (b->srv) {
       recv_drop_channel(b);
       b->st.recreated++;
     } else if (b->last_create_fail_ns && now - b->last_create_fail_ns < SCHEMA_EVERY_NS / 2) {
-      shmx__br_schema_free(&s); /* failed just now: wait for the next heartbeat */
+      shmx__sb_free(&s); /* failed just now: wait for the next heartbeat */
       free(blob);
       return;
     }
@@ -708,11 +654,11 @@ static void recv_schema(shmx_bridge *b, const shmx__br_hdr *h, const uint8_t *bo
   }
   if (rc) {
     if (b->srv) recv_drop_channel(b);
-    shmx__br_schema_free(&s);
+    shmx__sb_free(&s);
     free(blob);
     return;
   }
-  shmx__br_schema_free(&b->sch);
+  shmx__sb_free(&b->sch);
   free(b->sch_blob);
   b->sch = s;
   b->sch_blob = blob;
@@ -1082,7 +1028,7 @@ void shmx_bridge_close(shmx_bridge *b) {
 #ifdef SHMX_HAVE_ZSTD
   if (b->cctx) ZSTD_freeCCtx(b->cctx);
 #endif
-  shmx__br_schema_free(&b->sch);
+  shmx__sb_free(&b->sch);
   free(b->sch_blob);
   free(b->schema);
   free(b->batch);

@@ -22,15 +22,12 @@
 #include <stdint.h>
 
 #include "shmx.h"
+#include "schemablob.h"
 
 #define SHMX__BR_MAGIC 0x31425853u /* "SXB1" */
 #define SHMX__BR_VERSION 1
 #define SHMX__BR_HDR 64
 #define SHMX__BR_DIRENT 32
-#define SHMX__BR_GEOM 48
-#define SHMX__BR_SPEC 24
-#define SHMX__BR_MAX_STREAMS 1024  /* schema streams a receiver accepts */
-#define SHMX__BR_MAX_USER 1024     /* schema user records */
 
 enum shmx__br_type { SHMX__BR_SCHEMA = 1, SHMX__BR_FRAME = 2, SHMX__BR_BYE = 3,
                      SHMX__BR_BATCH = 4 };
@@ -59,17 +56,6 @@ typedef struct shmx__br_dirent {
   uint64_t wire_bytes;      /* its bytes in the data (== bytes if RAW) */
 } shmx__br_dirent;
 
-/* A decoded schema. Strings and extra bytes point into the blob. */
-typedef struct shmx__br_schema {
-  char name[SHMX_NAME_MAX + 1]; /* origin channel name (valid) */
-  uint32_t slots, reader_slots, flags;
-  uint64_t static_cap, frame_cap, control_per_reader;
-  uint32_t n_streams, n_user;
-  shmx_stream_spec *streams; /* n_streams, malloc'd (names: see names) */
-  char *names;               /* NUL-terminated names, malloc'd */
-  const uint8_t **user;      /* n_user pointers into the blob, malloc'd */
-  uint32_t *user_len;
-} shmx__br_schema;
 
 /* Write h into out[SHMX__BR_HDR]. */
 void shmx__br_hdr_put(uint8_t *out, const shmx__br_hdr *h);
@@ -97,16 +83,6 @@ void shmx__br_dirent_put(uint8_t *part, uint32_t i, const shmx__br_dirent *d);
 int shmx__br_dir_check(const shmx__br_dirent *dir, uint32_t n, uint32_t codec,
                        uint64_t cap, uint64_t data_len);
 
-/* Encode a schema; *out is malloc'd (*len bytes). The caller passes the
- * geometry and the record lists. */
-int shmx__br_schema_encode(const char *name, const shmx_header_info *geom,
-                           const shmx_stream_info *st, int n_streams,
-                           const uint8_t *const *user, const uint32_t *user_len,
-                           int n_user, uint8_t **out, size_t *len);
-/* Decode (and check) a schema blob; free with shmx__br_schema_free. Each
- * spec passes the same checks as shmx_server_create's, so a decoded schema
- * is one a producer accepts. Errors: SHMX_E_CORRUPT, -ENOMEM. */
-int shmx__br_schema_decode(const uint8_t *p, size_t n, shmx__br_schema *s);
-void shmx__br_schema_free(shmx__br_schema *s);
+/* The SCHEMA body is a schema blob: schemablob.h. */
 
 #endif /* SHMX_BRIDGE_WIRE_H */

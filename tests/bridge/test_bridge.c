@@ -45,7 +45,7 @@ static uint8_t *schema_blob(const char *name, int n_streams, size_t *len) {
   const uint8_t *user[1] = {(const uint8_t *)"user-record"};
   uint32_t ulen[1] = {11};
   uint8_t *out = NULL;
-  if (shmx__br_schema_encode(name, &g, si, n_streams, user, ulen, 1, &out, len)) return NULL;
+  if (shmx__sb_encode(name, &g, si, n_streams, user, ulen, 1, &out, len)) return NULL;
   return out;
 }
 
@@ -116,8 +116,8 @@ TEST(schema_codec) {
   size_t len;
   uint8_t *b = schema_blob("cam.0", 2, &len);
   CHECK(b);
-  shmx__br_schema s;
-  CHECK_OK(shmx__br_schema_decode(b, len, &s));
+  shmx__sb s;
+  CHECK_OK(shmx__sb_decode(b, len, &s));
   CHECK(!strcmp(s.name, "cam.0"));
   CHECK_EQ(s.n_streams, 2);
   CHECK_EQ(s.n_user, 1);
@@ -126,17 +126,17 @@ TEST(schema_codec) {
   CHECK_MEM(s.streams[1].extra, "extra!", 6);
   CHECK_EQ(s.user_len[0], 11);
   CHECK_EQ(s.frame_cap, 65536);
-  shmx__br_schema_free(&s);
+  shmx__sb_free(&s);
   /* every prefix and every longer blob is refused, never read past */
   for (size_t n = 0; n < len; n++) {
     uint8_t *c = malloc(n ? n : 1);
     memcpy(c, b, n);
-    CHECK_ERR(shmx__br_schema_decode(c, n, &s), SHMX_E_CORRUPT);
+    CHECK_ERR(shmx__sb_decode(c, n, &s), SHMX_E_CORRUPT);
     free(c);
   }
   uint8_t *longer = calloc(1, len + 8);
   memcpy(longer, b, len);
-  CHECK_ERR(shmx__br_schema_decode(longer, len + 8, &s), SHMX_E_CORRUPT);
+  CHECK_ERR(shmx__sb_decode(longer, len + 8, &s), SHMX_E_CORRUPT);
   free(longer);
   /* every single-byte change either decodes to a valid schema or is refused */
   int refused = 0;
@@ -145,11 +145,11 @@ TEST(schema_codec) {
       uint8_t *c = malloc(len);
       memcpy(c, b, len);
       c[i] = (uint8_t)(c[i] ^ (v | 1));
-      int rc = shmx__br_schema_decode(c, len, &s);
+      int rc = shmx__sb_decode(c, len, &s);
       if (rc == 0) {
         for (uint32_t k = 0; k < s.n_streams; k++) CHECK_OK(shmx__spec_check(&s.streams[k]));
         CHECK_OK(shmx_name_check(s.name));
-        shmx__br_schema_free(&s);
+        shmx__sb_free(&s);
       } else {
         CHECK_EQ(rc, SHMX_E_CORRUPT);
         refused++;
