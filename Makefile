@@ -11,7 +11,7 @@ ASAN_BUILD := build-asan
 TSAN_BUILD := build-tsan
 FUZZ_BUILD := build-fuzz
 MESON := $(VENV)/bin/meson
-PIP_DEPS := meson ninja meson-python pytest pytest-timeout numpy
+PIP_DEPS := meson ninja meson-python pytest pytest-timeout numpy mcap zstandard lz4
 JOBS ?= 2
 FUZZ_SECONDS ?= 20
 

@@ -112,7 +112,7 @@ SHMX_API const char *shmx_version_string(void);
   XX(ARG, -4001, "invalid argument")                                           \
   XX(NOCHANNEL, -4002, "no such channel")                                      \
   XX(EXISTS, -4003, "channel owned by a live producer")                        \
-  XX(CORRUPT, -4004, "segment corrupted or not a shmx channel")                \
+  XX(CORRUPT, -4004, "corrupted: not a shmx channel or file, or damaged")     \
   XX(VERSION, -4005, "incompatible segment format version")                    \
   XX(CLOSED, -4006, "channel closed by its producer")                          \
   XX(DEAD, -4007, "producer process died")                                     \

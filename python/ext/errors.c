@@ -15,7 +15,7 @@ const exc_def exc_defs[X__COUNT] = {
                 "The channel is owned by a live producer."},
   [X_PERM] = {"PermissionDeniedError", X_BASE, 3, "Permission denied."},
   [X_CORRUPT] = {"CorruptedError", X_BASE, 0,
-                 "Segment corrupted or not a shmx channel."},
+                 "Segment or recording corrupted, or not a shmx channel or recording."},
   [X_VERSION] = {"VersionError", X_CORRUPT, 0,
                  "Incompatible segment format version."},
   [X_CHECKSUM] = {"ChecksumError", X_CORRUPT, 0,

@@ -62,7 +62,8 @@ static void ccore_release_frame(ccore *c, shmx_frame *f) {
 static void frame_release_pin(FrameObject *fr) {
   if (fr->held) {
     fr->held = 0;
-    ccore_release_frame(fr->core, &fr->f);
+    if (fr->core) ccore_release_frame(fr->core, &fr->f);
+    else shmx_rec_frame_release(fr->rec);
   }
 }
 
@@ -71,6 +72,8 @@ static void Frame_dealloc(FrameObject *self) {
   frame_release_pin(self);
   for (Py_ssize_t i = 0; i < Py_SIZE(self); i++) Py_XDECREF(self->s[i].name);
   ccore_decref(self->core);
+  PyMem_Free(self->rec);
+  Py_XDECREF(self->channel);
   tp->tp_free(self);
   Py_DECREF(tp);
 }
@@ -423,10 +426,28 @@ static PyObject *Frame_iter(FrameObject *self) {
   return it;
 }
 
+/* A recorded frame's bytes never change while held. */
+static int frame_valid(FrameObject *self) {
+  return self->held && (!self->core || shmx_frame_valid(self->core->cl, &self->f));
+}
+
 static PyObject *Frame_get_valid(FrameObject *self, void *c) {
   (void)c;
-  if (!self->held) Py_RETURN_FALSE;
-  return PyBool_FromLong(shmx_frame_valid(self->core->cl, &self->f));
+  return PyBool_FromLong(frame_valid(self));
+}
+static PyObject *Frame_get_channel(FrameObject *self, void *c) {
+  (void)c;
+  return Py_NewRef(self->channel ? self->channel : Py_None);
+}
+static PyObject *Frame_get_log_ns(FrameObject *self, void *c) {
+  (void)c;
+  if (!self->rec) Py_RETURN_NONE;
+  return PyLong_FromUnsignedLongLong(self->rec->log_ns);
+}
+static PyObject *Frame_get_position(FrameObject *self, void *c) {
+  (void)c;
+  if (!self->rec) Py_RETURN_NONE;
+  return PyLong_FromUnsignedLongLong(self->rec->pos);
 }
 static PyObject *Frame_get_held(FrameObject *self, void *c) {
   (void)c;
@@ -468,8 +489,7 @@ static PyObject *Frame_repr(FrameObject *self) {
       "<shmx.Frame id=%llu sim_time=%R streams=%zd dropped=%llu %s>",
       (unsigned long long)self->f.frame_id, t, Py_SIZE(self),
       (unsigned long long)self->f.dropped,
-      !self->held ? "released"
-      : shmx_frame_valid(self->core->cl, &self->f) ? "held" : "expired");
+      !self->held ? "released" : frame_valid(self) ? "held" : "expired");
   Py_DECREF(t);
   return r;
 }
@@ -503,6 +523,13 @@ static PyGetSetDef Frame_getset[] = {
    "overwritten because every slot was pinned)", NULL},
   {"held", (getter)Frame_get_held, NULL, "True until released", NULL},
   {"streams", (getter)Frame_get_streams, NULL, "tuple of stream names", NULL},
+  {"channel", (getter)Frame_get_channel, NULL,
+   "recorded frames: the channel it was recorded from (None for live frames)", NULL},
+  {"log_ns", (getter)Frame_get_log_ns, NULL,
+   "recorded frames: when the recorder read it (MCAP log_time, CLOCK_REALTIME "
+   "ns); None for live frames", NULL},
+  {"position", (getter)Frame_get_position, NULL,
+   "recorded frames: its index in the recording (None for live frames)", NULL},
   {NULL, NULL, NULL, NULL, NULL}
 };
 static PyType_Slot Frame_slots[] = {
@@ -515,7 +542,8 @@ static PyType_Slot Frame_slots[] = {
   {Py_mp_length, Frame_len},
   {Py_sq_contains, Frame_contains},
   {Py_tp_doc, "A frame held by a Client (its slot stays pinned until the Frame "
-              "and every view of it are gone, or release()). frame['name'] is "
+              "and every view of it are gone, or release()) or read from a "
+              "Recording (its bytes stay mapped likewise). frame['name'] is "
               "a typed read-only View; frame.raw('name') a flat memoryview."},
   {0, NULL}
 };

@@ -21,6 +21,9 @@
  *                bytes or typed format+shape) or over reserved space of the
  *                Server's begun frame (writable).
  *   Inspector    read-only observer.
+ *   Recording    an MCAP recording read at random; its frames are Frames
+ *                whose bytes the recording's mapping or chunk buffer holds.
+ *   Recorder     records channels into an MCAP file (recording.c).
  *
  * Threads: libshmx handles are not thread-safe, and the GIL is released
  * around waits, creates and large copies. A `busy` flag makes a second
@@ -342,7 +345,9 @@ static int module_exec(PyObject *m) {
       add_type(m, &st->Handle_Type, &Handle_spec, "FrameHandle") < 0 ||
       add_type(m, &st->Server_Type, &Server_spec, "Server") < 0 ||
       add_type(m, &st->Client_Type, &Client_spec, "Client") < 0 ||
-      add_type(m, &st->Inspector_Type, &Inspector_spec, "Inspector") < 0)
+      add_type(m, &st->Inspector_Type, &Inspector_spec, "Inspector") < 0 ||
+      add_type(m, &st->Recording_Type, &Recording_spec, "Recording") < 0 ||
+      add_type(m, &st->Recorder_Type, &Recorder_spec, "Recorder") < 0)
     return -1;
 
   for (int i = 0; i < X__COUNT; i++) {
@@ -416,6 +421,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
   Py_VISIT(st->Frame_Type);
   Py_VISIT(st->Handle_Type);
   Py_VISIT(st->View_Type);
+  Py_VISIT(st->Recording_Type);
+  Py_VISIT(st->Recorder_Type);
   for (int i = 0; i < X__COUNT; i++) Py_VISIT(st->exc[i]);
   return 0;
 }
@@ -428,6 +435,8 @@ static int module_clear(PyObject *m) {
   Py_CLEAR(st->Frame_Type);
   Py_CLEAR(st->Handle_Type);
   Py_CLEAR(st->View_Type);
+  Py_CLEAR(st->Recording_Type);
+  Py_CLEAR(st->Recorder_Type);
   for (int i = 0; i < X__COUNT; i++) Py_CLEAR(st->exc[i]);
   Py_CLEAR(st->k_data);
   Py_CLEAR(st->k_elem_count);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "shmx.h"
+#include "shmx_record.h"
 
 /* Copies at least this big release the GIL. */
 #define SHMX_PY_NOGIL_BYTES (256u * 1024u)
@@ -47,6 +48,8 @@ typedef struct shmx_state {
   PyTypeObject *Frame_Type;
   PyTypeObject *Handle_Type;
   PyTypeObject *View_Type;
+  PyTypeObject *Recording_Type;
+  PyTypeObject *Recorder_Type;
   PyObject *exc[X__COUNT];
   /* interned dict keys */
   PyObject *k_data, *k_elem_count, *k_bytes, *k_array, *k_metadata,
@@ -85,7 +88,10 @@ typedef struct fstream {
 typedef struct FrameObject {
   PyObject_VAR_HEAD
   shmx_state *st;
-  ccore *core;
+  ccore *core;          /* the live reader's core, or NULL for a frame read
+                           from a recording (then rec holds it) */
+  shmx_rec_frame *rec;  /* recorded frame (malloc'd), or NULL */
+  PyObject *channel;    /* recorded frame: its channel name (str); NULL */
   shmx_frame f;
   int held;
   Py_ssize_t exports;
@@ -238,6 +244,10 @@ extern PyType_Spec Client_spec;
 /* ---- server.c ---- */
 extern PyType_Spec Handle_spec;
 extern PyType_Spec Server_spec;
+
+/* ---- recording.c ---- */
+extern PyType_Spec Recording_spec;
+extern PyType_Spec Recorder_spec;
 
 /* ---- inspector.c ---- */
 extern PyType_Spec Inspector_spec;

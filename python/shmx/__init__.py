@@ -24,7 +24,7 @@ See docs/python.md for the full reference.
 
 from ._shmx import (  # noqa: F401
     # classes
-    Server, Client, Inspector, Frame, FrameHandle, View,
+    Server, Client, Inspector, Frame, FrameHandle, View, Recording, Recorder,
     # exceptions
     ShmxError, ChannelNotFoundError, ChannelExistsError, PermissionDeniedError,
     CorruptedError, VersionError, ChecksumError, ClosedError,
@@ -46,11 +46,14 @@ from ._shmx import (  # noqa: F401
 )
 from . import _shmx as _ext
 from . import _aio
+from . import _recording
 
 # asyncio readers (shmx/_aio.py): methods of Client, written in Python
 Client.wait_frame_async = _aio.wait_frame_async
 Client.next_frame_async = _aio.next_frame_async
 Client.frames = _aio.frames
+# recordings: iteration helpers of Recording, Recorder.record (shmx/_recording.py)
+_recording.install(Recording, Recorder)
 
 __version__ = "2.2.0"
 
@@ -85,7 +88,7 @@ def create_stream_spec(stream_id, name, dtype_code, components, bytes_per_elem,
 
 __all__ = [
     "Server", "Client", "Inspector", "Frame", "FrameHandle", "View",
-    "ShmxError", "ChannelNotFoundError", "ChannelExistsError",
+    "Recording", "Recorder", "ShmxError", "ChannelNotFoundError", "ChannelExistsError",
     "PermissionDeniedError", "CorruptedError", "VersionError", "ChecksumError",
     "ClosedError", "ProducerDeadError", "ProducerRestartedError", "ReapedError",
     "ReadersFullError", "ShmxTimeoutError", "FrameExpiredError", "NoFrameError",

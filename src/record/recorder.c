@@ -311,8 +311,11 @@ int shmx__rec_put_frame(shmx__mw *w, uint16_t ch, uint8_t *h, const shmx_frame *
   return shmx__mw_message(w, ch, (uint32_t)f->frame_id, log_ns, pub_ns, pc, np);
 }
 
+static int maybe_split(shmx_recorder *r);
+
 static int write_frame(shmx_recorder *r, rch *c, const shmx_frame *f) {
   int rc;
+  if ((rc = maybe_split(r))) return rc;
   if (!c->mcap_ch || shmx__client_schema_gen(c->cl) != c->gen) {
     if ((rc = write_schema(r, c))) return rc;
   }
@@ -330,19 +333,26 @@ static int write_frame(shmx_recorder *r, rch *c, const shmx_frame *f) {
   return rc;
 }
 
-/* Close an old chunk, start a new file when due. */
+/* Close a chunk once it is chunk_ns old. */
 static int housekeeping(shmx_recorder *r, uint64_t now) {
   uint64_t first;
-  int rc = 0;
   if (shmx__mw_chunk_bytes(r->w, &first) &&
       (uint64_t)((int64_t)now + r->mono_to_real) - first >= r->cfg.chunk_ns)
-    rc = shmx__mw_chunk_close(r->w);
-  if (!rc && ((r->cfg.split_bytes && shmx__mw_size(r->w) >= r->cfg.split_bytes) ||
-              (r->cfg.split_ns && now - r->file_start_ns >= r->cfg.split_ns))) {
-    if (!(rc = file_finish(r))) {
-      r->file_no++;
-      rc = file_start(r);
-    }
+    return shmx__mw_chunk_close(r->w);
+  return 0;
+}
+
+/* Before a frame: start the next file if this one is full or old enough.
+ * Splitting only when a frame comes leaves no empty file behind and puts
+ * every frame in exactly one file. */
+static int maybe_split(shmx_recorder *r) {
+  if (!((r->cfg.split_bytes && shmx__mw_size(r->w) >= r->cfg.split_bytes) ||
+        (r->cfg.split_ns && shmx__mono_ns() - r->file_start_ns >= r->cfg.split_ns)))
+    return 0;
+  int rc = file_finish(r);
+  if (!rc) {
+    r->file_no++;
+    rc = file_start(r);
   }
   return rc;
 }
@@ -421,11 +431,6 @@ int shmx_recorder_run(shmx_recorder *r, int64_t timeout_ns, uint64_t max_frames,
     if (end - now < wait) wait = end - now;
     if (shmx__mw_chunk_bytes(r->w, &first)) {
       uint64_t due = (uint64_t)(first - (uint64_t)r->mono_to_real) + r->cfg.chunk_ns;
-      uint64_t left = due > now ? due - now : 0;
-      if (left < wait) wait = left;
-    }
-    if (r->cfg.split_ns) {
-      uint64_t due = r->file_start_ns + r->cfg.split_ns;
       uint64_t left = due > now ? due - now : 0;
       if (left < wait) wait = left;
     }

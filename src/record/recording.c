@@ -347,7 +347,7 @@ static int parse_summary(shmx_recording *r, const uint8_t *s, uint64_t n, uint64
 }
 
 static int index_chunks(shmx_recording *r) {
-  qsort(r->ck, r->n_ck, sizeof *r->ck, cmp_chunk);
+  if (r->n_ck) qsort(r->ck, r->n_ck, sizeof *r->ck, cmp_chunk);
   uint64_t pos = 0;
   int mixed = 0;
   for (uint32_t i = 0; i < r->n_ck; i++) {
@@ -448,12 +448,7 @@ int shmx_recording_open(const char *path, shmx_recording **out) {
   return 0;
 fail:
   free(sum);
-  {
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", shmx_errmsg());
-    shmx_recording_close(r);
-    shmx__err(rc, "%s", msg);
-  }
+  shmx_recording_close(r); /* sets no error message */
   return rc;
 }
 
@@ -588,7 +583,7 @@ static loaded *load(shmx_recording *r, uint32_t k, int data, int *rc) {
       cache_drop(l);
       return NULL;
     }
-    qsort(l->e, c->n_msgs, sizeof *l->e, cmp_ent);
+    if (c->n_msgs) qsort(l->e, c->n_msgs, sizeof *l->e, cmp_ent);
     l->k = k;
   }
   l->age = ++r->tick;
