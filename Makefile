@@ -30,10 +30,11 @@ $(VENV)/.stamp:
 deps: $(VENV)/.stamp sys-deps
 
 # Debian packages the C build links: libzmq (shmx bridge), zstd and lz4
-# (its optional compression), pkg-config to find them.
-SYS_PKGS := pkg-config libzmq3-dev libzstd-dev liblz4-dev
+# (compressed bridge messages and recordings), zlib (CRC32 of recordings),
+# pkg-config to find them.
+SYS_PKGS := pkg-config libzmq3-dev libzstd-dev liblz4-dev zlib1g-dev
 sys-deps:
-	@pkg-config --exists libzmq libzstd liblz4 2>/dev/null || \
+	@pkg-config --exists libzmq libzstd liblz4 zlib 2>/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYS_PKGS) >/dev/null; }
 
 # clang + libFuzzer runtime for the fuzz targets (Debian packages).

@@ -16,7 +16,7 @@ work=$(mktemp -d /tmp/shmx-fuzz.XXXXXX)
 status=0
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-for t in segment control bridge; do
+for t in segment control bridge mcap; do
   exe="$build/fuzz/fuzz_$t"
   if [ ! -x "$exe" ]; then
     echo "fuzz: $exe not built (configure with -Dfuzz=true and CC=clang-14)" >&2
@@ -24,7 +24,9 @@ for t in segment control bridge; do
     continue
   fi
   mkdir -p "$work/$t"
-  "$exe" -max_total_time="$secs" -timeout=10 -max_len=8192 \
+  maxlen=8192
+  [ "$t" = mcap ] && maxlen=65536 # seed recordings are a few KiB to 40 KiB
+  "$exe" -max_total_time="$secs" -timeout=10 -max_len=$maxlen \
     -print_final_stats=1 -artifact_prefix="$work/$t-" \
     "$work/$t" "$here/corpus/$t" >"$work/$t.log" 2>&1 &
   pid=$!

@@ -339,6 +339,9 @@ static const char play_usage[] =
     "  --wait-readers N       after creating a channel, wait for N readers\n"
     "                         before publishing into it\n"
     "  --wait-timeout S       ... at most S seconds (default 10)\n"
+    "  --spin-us US           spin this long before each frame's time instead\n"
+    "                         of sleeping through it (default 300; 0: sleep\n"
+    "                         only, less CPU, later by the wake-up latency)\n"
     "  --json                 JSON lines on stdout: ready, exit (with timing)\n"
     "  -h, --help             this help\n"
     "\n"
@@ -361,6 +364,7 @@ typedef struct play {
   double start_s, end_s;
   uint32_t slots, mode, wait_readers;
   double wait_timeout;
+  uint64_t spin_ns;     /* spin this long before each deadline */
   out_ch ch[64];
   int n_ch;
   uint64_t frames, errors;
@@ -377,6 +381,18 @@ static uint64_t mono_ns(void) {
 static void sleep_until(uint64_t t) {
   struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
   while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+  }
+}
+
+/* Sleep to spin_ns before the deadline, then spin to it: a sleeping thread
+ * wakes tens of microseconds late (timer slack, scheduling), a spinning one
+ * within a microsecond. */
+static void wait_until(uint64_t t, uint64_t spin_ns) {
+  if (t > spin_ns) sleep_until(t - spin_ns);
+  while (!g_stop && mono_ns() < t) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
   }
 }
 
@@ -513,7 +529,7 @@ static int play_file(play *p, const char *path, int pass) {
     }
     uint64_t deadline = wall0;
     if (!p->fast && t > t_first) deadline += (uint64_t)((double)(t - t_first) / p->rate);
-    if (!p->fast) sleep_until(deadline);
+    if (!p->fast) wait_until(deadline, p->spin_ns);
     if (g_stop) {
       shmx_rec_frame_release(&f);
       break;
@@ -557,7 +573,7 @@ static int play_file(play *p, const char *path, int pass) {
 
 int cmd_play(int argc, char **argv) {
   enum { O_AS = 256, O_RATE, O_FAST, O_START, O_END, O_LOOP, O_CLOCK, O_SLOTS, O_MODE, O_WR,
-         O_WT, O_JSON };
+         O_WT, O_JSON, O_SPIN };
   static const struct option opts[] = {
       {"as", required_argument, NULL, O_AS},       {"rate", required_argument, NULL, O_RATE},
       {"fast", no_argument, NULL, O_FAST},         {"start", required_argument, NULL, O_START},
@@ -565,12 +581,14 @@ int cmd_play(int argc, char **argv) {
       {"clock", required_argument, NULL, O_CLOCK}, {"slots", required_argument, NULL, O_SLOTS},
       {"mode", required_argument, NULL, O_MODE},   {"wait-readers", required_argument, NULL, O_WR},
       {"wait-timeout", required_argument, NULL, O_WT}, {"json", no_argument, NULL, O_JSON},
+      {"spin-us", required_argument, NULL, O_SPIN},
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   play p;
   memset(&p, 0, sizeof p);
   p.rate = 1;
   p.end_s = -1;
   p.wait_timeout = 10;
+  p.spin_ns = 300000;
   uint64_t v;
   int c;
   optind = 1;
@@ -614,6 +632,10 @@ int cmd_play(int argc, char **argv) {
       if (cli_parse_double(optarg, 0, 1e6, &p.wait_timeout)) return cli_usage("play", "--wait-timeout: seconds");
       break;
     case O_JSON: p.json = 1; break;
+    case O_SPIN:
+      if (cli_parse_u64(optarg, 0, 1000000, &v)) return cli_usage("play", "--spin-us: 0..1000000");
+      p.spin_ns = v * 1000;
+      break;
     case 'h': fputs(play_usage, stdout); return CLI_OK;
     default: return cli_usage("play", "bad option");
     }

@@ -583,7 +583,9 @@ static loaded *load(shmx_recording *r, uint32_t k, int data, int *rc) {
       cache_drop(l);
       return NULL;
     }
-    if (c->n_msgs) qsort(l->e, c->n_msgs, sizeof *l->e, cmp_ent);
+    int sorted = 1; /* as shmx writes them: skip the sort */
+    for (uint32_t i = 1; i < c->n_msgs && sorted; i++) sorted = cmp_ent(&l->e[i - 1], &l->e[i]) < 0;
+    if (!sorted) qsort(l->e, c->n_msgs, sizeof *l->e, cmp_ent);
     l->k = k;
   }
   l->age = ++r->tick;
