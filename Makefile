@@ -16,7 +16,7 @@ JOBS ?= 2
 FUZZ_SECONDS ?= 20
 
 .PHONY: all build demo test deps sys-deps test-users test-c test-install test-asan test-tsan test-python \
-        test-python-nodictver test-python-asan test-python-tsan test-fuzz fuzz-deps bench \
+        test-python-nodictver test-python-asan test-python-tsan test-fuzz fuzz-deps bench bench-record \
         clean py
 
 all: build
@@ -53,6 +53,11 @@ demo: build
 
 bench: build
 	$(BUILD)/bench/shmx-bench
+
+# Recordings (issue 12): vs write(2), missed frames at offered rates, random
+# seek in a 10 GiB recording (in /dev/shm: needs ~11 GiB free), replay timing.
+bench-record: build
+	$(BUILD)/bench/shmx-bench-record --cli $(BUILD)/tools/shmx
 
 # ---- tests ----------------------------------------------------------------
 test: test-c test-install test-asan test-tsan test-python test-python-nodictver test-python-asan \

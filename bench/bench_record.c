@@ -3,6 +3,7 @@
  * (issue 12). Not a test: it prints figures.
  *
  *   shmx-bench-record [--quick] [--dir DIR] [--gib N] [--cli PATH] [--json]
+ *                     [--only record|replay|seek]
  *
  * 1. Recording 1 MiB frames, stored chunks, to a file in DIR (default
  *    /dev/shm: tmpfs) as fast as the recorder takes them (the producer
@@ -381,6 +382,7 @@ static void bench_replay(const char *cli) {
 
 int main(int argc, char **argv) {
   double gib = 10;
+  const char *only = "";
   const char *cli = "build/tools/shmx";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) g_quick = 1, gib = 1;
@@ -388,14 +390,15 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--dir") && i + 1 < argc) g_dir = argv[++i];
     else if (!strcmp(argv[i], "--gib") && i + 1 < argc) gib = atof(argv[++i]);
     else if (!strcmp(argv[i], "--cli") && i + 1 < argc) cli = argv[++i];
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else {
       fprintf(stderr, "usage: shmx-bench-record [--quick] [--json] [--dir DIR] [--gib N] "
-                      "[--cli PATH]\n");
+                      "[--cli PATH] [--only record|replay|seek]\n");
       return 2;
     }
   }
-  bench_throughput();
-  bench_replay(cli);
-  if (gib > 0) bench_seek(gib);
+  if (!*only || !strcmp(only, "record")) bench_throughput();
+  if (!*only || !strcmp(only, "replay")) bench_replay(cli);
+  if ((!*only || !strcmp(only, "seek")) && gib > 0) bench_seek(gib);
   return 0;
 }

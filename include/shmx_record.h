@@ -14,7 +14,8 @@
  * open; frames are found through the chunk indexes (binary search, no scan)
  * and read through a window manager (shmx_window.h), so a 100 GiB file opens
  * at once and memory stays bounded. Frames of uncompressed chunks are not
- * copied: their stream data point into the mapped file, 64-byte aligned.
+ * copied: their stream data point into the mapped file, 64-byte aligned
+ * (streams under 256 bytes: 8-byte aligned).
  *
  * How shmx maps onto MCAP (docs/recording.md, docs/format.md):
  *   - one MCAP Channel per (shmx channel, producer session, schema
@@ -151,7 +152,7 @@ typedef struct shmx_rec_info {
 } shmx_rec_info;
 
 /* A frame read from a recording. HELD until shmx_rec_frame_release: its
- * stream data (read-only, 64-byte aligned) stay valid until then, even
+ * stream data (read-only, aligned as above) stay valid until then, even
  * across other reads and after shmx_recording_close. */
 typedef struct shmx_rec_frame {
   uint32_t channel;        /* index for shmx_recording_channel */

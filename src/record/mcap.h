@@ -41,9 +41,9 @@ enum shmx__mcap_op {
  * u32, 0 u32, elem_count u64, bytes u64, offset u64 (from the data start)}. */
 #define SHMX__FRAME_HEAD 40
 #define SHMX__FRAME_DIRENT 32
-/* Stream data start at file offsets (uncompressed chunks) or chunk-buffer
- * offsets (compressed ones, decompressed at the same alignment) that are
- * multiples of this. */
+/* Streams of 256 bytes or more start at file offsets (uncompressed chunks)
+ * or chunk-buffer offsets (compressed ones, decompressed at the same
+ * alignment) that are multiples of this; smaller ones at multiples of 8. */
 #define SHMX__REC_ALIGN 64
 
 /* ---- parsing -------------------------------------------------------------- */
@@ -89,13 +89,23 @@ typedef struct shmx__mcap_chunk {
  * there when records_len is checked by the caller). SHMX_E_CORRUPT. */
 int shmx__mcap_chunk_parse(const uint8_t *body, uint64_t len, shmx__mcap_chunk *c);
 
+/* 1 if a chunk whose stored records are src[0..n) may really expand to
+ * usize bytes (the frame's own content size where it has one, else a bound
+ * on the ratio): checked before usize bytes are allocated, so a small
+ * hostile file cannot make a reader allocate gigabytes. */
+int shmx__mcap_usize_ok(const char *compression, const uint8_t *src, uint64_t n, uint64_t usize);
 /* Decompress a chunk's records into dst (exactly usize bytes expected).
  * SHMX_E_ENOSYS for a codec this build lacks, SHMX_E_CORRUPT otherwise. */
 int shmx__mcap_decompress(const char *compression, const uint8_t *src, uint64_t n,
                           uint8_t *dst, uint64_t usize);
 
-/* CRC32 (IEEE, as MCAP and zlib) of n bytes continuing crc (start with 0). */
+/* CRC32 (IEEE, as MCAP and zlib) of n bytes continuing crc (start with 0).
+ * crc32.c: carry-less multiplication where the CPU has it. */
 uint32_t shmx__crc32(uint32_t crc, const void *p, uint64_t n);
+/* The same, byte by byte from a table: the reference the tests use. */
+uint32_t shmx__crc32_table(uint32_t crc, const void *p, uint64_t n);
+/* 1 if shmx__crc32 folds with PCLMULQDQ on this CPU. */
+int shmx__crc32_fast(void);
 
 /* A decoded shmx.frame/1 message body. */
 typedef struct shmx__mcap_frame {

@@ -39,7 +39,7 @@ typedef struct dbuf {
 } dbuf;
 
 static uint8_t *db_room(dbuf *b, size_t k) {
-  if (b->cap - b->n < k) {
+  if (!b->p || b->cap - b->n < k) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap - b->n < k) {
       if (cap > SIZE_MAX / 2) return NULL;
@@ -382,19 +382,13 @@ int shmx__mw_message(shmx__mw *w, uint16_t ch, uint32_t seq, uint64_t log_ns, ui
   shmx__put64(h + 15, log_ns);
   shmx__put64(h + 23, pub_ns);
   int crc = !w->o.no_crc;
-  if (crc) w->c_crc = shmx__crc32(w->c_crc, h, sizeof h);
-  for (int i = 0; i < n && crc; i++) {
-    if (pc[i].p) {
-      w->c_crc = shmx__crc32(w->c_crc, pc[i].p, pc[i].n);
-      continue;
-    }
-    for (uint64_t k = 0; k < pc[i].n; k += sizeof zeros)
-      w->c_crc = shmx__crc32(w->c_crc, zeros,
-                             pc[i].n - k < sizeof zeros ? pc[i].n - k : sizeof zeros);
-  }
-  if (w->o.compression != SHMX_REC_NONE) {
-    uint8_t *q = db_room(&w->cbuf, sizeof h + data);
-    if (!q) return fail(w, ENOMEM, "chunk buffer");
+  if (w->o.compression != SHMX_REC_NONE || data < BIG_MESSAGE) {
+    /* Into the chunk buffer (compressed) or the staging buffer: copied
+     * once, the CRC taken over the copy in one pass. */
+    uint8_t *q0 = w->o.compression != SHMX_REC_NONE ? db_room(&w->cbuf, sizeof h + data)
+                                                   : emit(w, sizeof h + data);
+    if (!q0) return w->err ? w->err : fail(w, ENOMEM, "chunk buffer");
+    uint8_t *q = q0;
     memcpy(q, h, sizeof h);
     q += sizeof h;
     for (int i = 0; i < n; i++) {
@@ -402,18 +396,22 @@ int shmx__mw_message(shmx__mw *w, uint16_t ch, uint32_t seq, uint64_t log_ns, ui
       else memset(q, 0, pc[i].n);
       q += pc[i].n;
     }
-  } else if (data < BIG_MESSAGE) {
-    uint8_t *q = emit(w, sizeof h + data);
-    if (!q) return w->err;
-    memcpy(q, h, sizeof h);
-    q += sizeof h;
-    for (int i = 0; i < n; i++) {
-      if (pc[i].p) memcpy(q, pc[i].p, pc[i].n);
-      else memset(q, 0, pc[i].n);
-      q += pc[i].n;
-    }
-    if (w->stage.n >= STAGE_FLUSH && flush(w)) return w->err;
+    if (crc) w->c_crc = shmx__crc32(w->c_crc, q0, sizeof h + data);
+    if (w->o.compression == SHMX_REC_NONE && w->stage.n >= STAGE_FLUSH && flush(w))
+      return w->err;
   } else {
+    if (crc) {
+      w->c_crc = shmx__crc32(w->c_crc, h, sizeof h);
+      for (int i = 0; i < n; i++) {
+        if (pc[i].p) {
+          w->c_crc = shmx__crc32(w->c_crc, pc[i].p, pc[i].n);
+          continue;
+        }
+        for (uint64_t k = 0; k < pc[i].n; k += sizeof zeros)
+          w->c_crc = shmx__crc32(w->c_crc, zeros,
+                                 pc[i].n - k < sizeof zeros ? pc[i].n - k : sizeof zeros);
+      }
+    }
     /* Straight from the pieces: staged bytes first, then one writev. */
     if (flush(w)) return w->err;
     struct iovec iov[2 * SHMX_FRAME_MAX_STREAMS + 8];

@@ -296,7 +296,9 @@ int shmx__rec_put_frame(shmx__mw *w, uint16_t ch, uint8_t *h, const shmx_frame *
   uint64_t ref = shmx__mw_data_ref(w), off = head;
   for (uint32_t i = 0; i < n; i++) {
     const shmx_frame_stream *s = &f->streams[i];
-    uint64_t pad = (SHMX__REC_ALIGN - (ref + off) % SHMX__REC_ALIGN) % SHMX__REC_ALIGN;
+    /* 64-byte aligned (a cache line, any SIMD load); small streams 8. */
+    uint64_t align = s->bytes >= 256 ? SHMX__REC_ALIGN : 8;
+    uint64_t pad = (align - (ref + off) % align) % align;
     if (pad) pc[np++] = (shmx__piece){NULL, pad};
     off += pad;
     uint8_t *d = h + SHMX__FRAME_HEAD + (size_t)i * SHMX__FRAME_DIRENT;

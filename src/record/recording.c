@@ -593,6 +593,13 @@ static loaded *load(shmx_recording *r, uint32_t k, int data, int *rc) {
     const rchunk *c = &r->ck[k];
     uint8_t *z = rd_alloc(r, l->rec_abs, c->csize, rc);
     if (!z) return NULL;
+    if (!shmx__mcap_usize_ok(c->comp, z, c->csize, c->usize)) {
+      free(z);
+      *rc = shmx__err(SHMX_E_CORRUPT, "recording: chunk at %llu: %llu compressed bytes "
+                      "cannot hold %llu", (unsigned long long)c->at,
+                      (unsigned long long)c->csize, (unsigned long long)c->usize);
+      return NULL;
+    }
     rbuf *b = calloc(1, sizeof *b);
     void *mem = NULL;
     if (!b || posix_memalign(&mem, SHMX__REC_ALIGN, c->usize + SHMX__REC_ALIGN)) {

@@ -225,7 +225,8 @@ static int scan(rec *R) {
       shmx__mcap_chunk c;
       uint8_t *plain = NULL;
       int ok = shmx__mcap_chunk_parse(body, len, &c) == 0 && c.compression[0] != '?' &&
-               c.records_off + c.records_len == len && c.usize <= BODY_MAX;
+               c.records_off + c.records_len == len && c.usize <= BODY_MAX &&
+               shmx__mcap_usize_ok(c.compression, body + c.records_off, c.records_len, c.usize);
       if (ok && !(plain = malloc(c.usize ? c.usize : 1))) {
         free(body);
         return shmx__syserr(ENOMEM, "recover: chunk");
