@@ -132,7 +132,8 @@ test-python-asan: $(VENV)-asan/.stamp
 # is pthread mutexes and condition variables, which TSan intercepts.
 PY_THREAD_TESTS := test_threads.py test_smmap.py::test_threads_share_one_manager \
   test_smmap.py::test_one_cursor_misused_by_threads_never_crashes \
-  test_shmx_api.py::test_wait_releases_gil_and_close_from_other_thread
+  test_shmx_api.py::test_wait_releases_gil_and_close_from_other_thread \
+  test_recording.py::test_recorder_stop_from_another_thread
 $(VENV)-tsan/.stamp:
 	$(PY) -m venv $(VENV)-tsan
 	$(VENV)-tsan/bin/python -m pip install -q --upgrade pip

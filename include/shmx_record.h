@@ -96,6 +96,11 @@ SHMX_API int shmx_recorder_add(shmx_recorder *r, const char *name);
 SHMX_API int shmx_recorder_run(shmx_recorder *r, int64_t timeout_ns, uint64_t max_frames,
                                volatile sig_atomic_t *stop);
 
+/* Make a shmx_recorder_run running in another thread return within 0.5 s
+ * (and the next one return at once, once). Thread-safe and
+ * async-signal-safe (one atomic store). */
+SHMX_API void shmx_recorder_stop(shmx_recorder *r);
+
 typedef struct shmx_rec_stats {
   uint64_t frames;       /* frames recorded */
   uint64_t bytes;        /* stream bytes recorded */

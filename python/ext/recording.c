@@ -11,6 +11,8 @@
  */
 #include "shmxpy.h"
 
+#include <stdatomic.h>
+
 typedef struct RecordingObject {
   PyObject_HEAD
   shmx_state *st;
@@ -459,7 +461,7 @@ typedef struct RecorderObject {
   PyObject_HEAD
   shmx_state *st;
   shmx_recorder *r;
-  volatile sig_atomic_t stop;
+  _Atomic int stop;   /* set by stop() in any thread */
   int busy;
   PyObject *path;
 } RecorderObject;
@@ -604,7 +606,7 @@ static PyObject *Recorder_run(RecorderObject *self, PyObject *const *args, Py_ss
       return NULL;
     }
   }
-  self->stop = 0;
+  atomic_store(&self->stop, 0);
   self->busy = 1;
   uint64_t start = shmx_now_ns();
   int rc = 0;
@@ -617,9 +619,9 @@ static PyObject *Recorder_run(RecorderObject *self, PyObject *const *args, Py_ss
     }
     shmx_recorder *r = self->r;
     Py_BEGIN_ALLOW_THREADS
-    rc = shmx_recorder_run(r, slice, maxf, &self->stop);
+    rc = shmx_recorder_run(r, slice, maxf, NULL);
     Py_END_ALLOW_THREADS
-    if (rc || self->stop) break;
+    if (rc || atomic_load(&self->stop)) break;
     shmx_rec_stats s;
     shmx_recorder_stats(self->r, &s);
     if (maxf && s.frames >= maxf) break;
@@ -635,7 +637,8 @@ static PyObject *Recorder_run(RecorderObject *self, PyObject *const *args, Py_ss
 
 static PyObject *Recorder_stop(RecorderObject *self, PyObject *unused) {
   (void)unused;
-  self->stop = 1; /* read by the running thread's recorder loop */
+  atomic_store(&self->stop, 1); /* the running run() returns after its slice */
+  if (self->r) shmx_recorder_stop(self->r); /* ... which ends at once */
   Py_RETURN_NONE;
 }
 
@@ -696,7 +699,7 @@ static PyMethodDef Recorder_methods[] = {
    "pass (None: until stop()), max_frames frames were recorded in all, or stop() "
    "is called from another thread. Ctrl-C raises KeyboardInterrupt within 0.1 s."},
   {"stop", (PyCFunction)Recorder_stop, METH_NOARGS,
-   "stop()\n\nMake a run() in another thread return (thread-safe)."},
+   "stop()\n\nMake a run() in another thread return at once (thread-safe)."},
   {"stats", (PyCFunction)Recorder_stats, METH_NOARGS,
    "stats() -> dict\n\nframes, bytes, dropped (frames missed), file_bytes, chunks, "
    "files, attached (channels read now), sessions (producer sessions seen)."},

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ struct shmx_recorder {
   uint8_t *head;       /* scratch: message header + directory */
   int dw;              /* watch on the shared-memory directory (-1 none):
                           a channel that appears is attached at once */
+  _Atomic int stop_req; /* shmx_recorder_stop */
 };
 
 void shmx_rec_config_init(shmx_rec_config *c) {
@@ -250,6 +252,10 @@ void shmx_recorder_stats(const shmx_recorder *r, shmx_rec_stats *st) {
 
 const char *shmx_recorder_path(const shmx_recorder *r) { return r->part; }
 
+void shmx_recorder_stop(shmx_recorder *r) {
+  if (r) atomic_store(&r->stop_req, 1);
+}
+
 /* ---- frames ---------------------------------------------------------------------- */
 
 static int write_schema(shmx_recorder *r, rch *c) {
@@ -378,7 +384,7 @@ int shmx_recorder_run(shmx_recorder *r, int64_t timeout_ns, uint64_t max_frames,
   uint64_t start = shmx__mono_ns();
   uint64_t end = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
   int rc = 0;
-  while (!rc && !(stop && *stop)) {
+  while (!rc && !(stop && *stop) && !atomic_exchange(&r->stop_req, 0)) {
     uint64_t now = shmx__mono_ns();
     int progress = 0;
     if (r->dw >= 0 && r->st.attached < (uint32_t)r->n) {

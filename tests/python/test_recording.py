@@ -442,11 +442,14 @@ def test_play_loop_keeps_ids_rising(chan, tmp_path):
         t = threading.Thread(target=rec.record, kwargs={"frames": 10})
         t.start()
         prod.wait_readers()
-        prod.publish(10)
+        for _ in range(10):           # a recording paced at ~200 Hz
+            prod.publish(1)
+            time.sleep(0.005)
         t.join(30)
     play_name = chan("lp")
-    p = subprocess.Popen([CLI, "play", str(path), "--as", play_name, "--loop", "--rate", "50",
-                          "--slots", "64", "--wait-readers", "1"], env=cli_env(),
+    # 256 slots hold every frame the reader checks, however late it reads
+    p = subprocess.Popen([CLI, "play", str(path), "--as", play_name, "--loop",
+                          "--slots", "256", "--wait-readers", "1"], env=cli_env(),
                          stderr=subprocess.PIPE, text=True)
     try:
         c = shmx.Client(play_name, timeout=20)
@@ -495,3 +498,25 @@ def test_misuse_raises(tmp_path, chan):
     assert cli("recover", junk).returncode == 2
     r = cli("play", junk)
     assert r.returncode == 1 and "not an MCAP file" in r.stderr
+
+
+def test_recorder_stop_from_another_thread(chan, tmp_path):
+    """run() in one thread, stop() and stats() from another (also under TSan:
+    make test-python-tsan)."""
+    name = chan("stop")
+    prod = Producer(name)
+    rec = shmx.Recorder(tmp_path / "st.mcap", [name])
+    t = threading.Thread(target=rec.run)          # until stop()
+    t.start()
+    prod.wait_readers()
+    prod.publish(20)
+    wait_until(lambda: rec.stats()["frames"] == 20, 20, what="20 frames recorded")
+    with pytest.raises(RuntimeError):
+        rec.close()                               # running in another thread
+    rec.stop()
+    t.join(5)
+    assert not t.is_alive()
+    rec.close()
+    with shmx.Recording(tmp_path / "st.mcap") as r:
+        assert [f.frame_id for f in r] == list(range(1, 21))
+    prod.close()
