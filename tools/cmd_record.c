@@ -340,12 +340,19 @@ static const char play_usage[] =
     "                         before publishing into it\n"
     "  --wait-timeout S       ... at most S seconds (default 10)\n"
     "  --spin-us US           spin this long before each frame's time instead\n"
-    "                         of sleeping through it (default 300; 0: sleep\n"
-    "                         only, less CPU, later by the wake-up latency)\n"
+    "                         of sleeping through it (default: adapted to how\n"
+    "                         late sleeps wake here, 50..2000; 0: sleep only,\n"
+    "                         least CPU, late by the wake-up latency)\n"
     "  --json                 JSON lines on stdout: ready, exit (with timing)\n"
     "  -h, --help             this help\n"
     "\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
+
+typedef struct pacer {
+  int fixed;
+  uint64_t margin;   /* ns */
+  double worst;      /* decaying maximum oversleep, ns */
+} pacer;
 
 typedef struct out_ch {
   char topic[SHMX_NAME_MAX + 1];
@@ -364,7 +371,7 @@ typedef struct play {
   double start_s, end_s;
   uint32_t slots, mode, wait_readers;
   double wait_timeout;
-  uint64_t spin_ns;     /* spin this long before each deadline */
+  pacer pace;           /* how the deadlines are waited for */
   out_ch ch[64];
   int n_ch;
   uint64_t frames, errors;
@@ -384,11 +391,25 @@ static void sleep_until(uint64_t t) {
   }
 }
 
-/* Sleep to spin_ns before the deadline, then spin to it: a sleeping thread
- * wakes tens of microseconds late (timer slack, scheduling), a spinning one
- * within a microsecond. */
-static void wait_until(uint64_t t, uint64_t spin_ns) {
-  if (t > spin_ns) sleep_until(t - spin_ns);
+/* Sleep to a margin before the deadline, then spin to it: a sleeping
+ * thread wakes late (timer slack, scheduling, and on a virtual machine the
+ * wake-up of an idle vCPU: here up to milliseconds), a spinning one within a
+ * microsecond. A fixed margin (--spin-us) or, by default, one that follows
+ * how late this process's sleeps actually wake: 1.5 x a slowly decaying
+ * maximum of the oversleep, plus 50 us, within [50 us, 2 ms]. */
+static void wait_until(pacer *pc, uint64_t t) {
+  if (t > pc->margin) {
+    uint64_t want = t - pc->margin, before = mono_ns();
+    if (want > before) {
+      sleep_until(want);
+      uint64_t over = mono_ns() - want;
+      if (!pc->fixed) {
+        pc->worst = pc->worst * 0.995 > (double)over ? pc->worst * 0.995 : (double)over;
+        double m = 1.5 * pc->worst + 50e3;
+        pc->margin = m < 50e3 ? 50000 : m > 2e6 ? 2000000 : (uint64_t)m;
+      }
+    }
+  }
   while (!g_stop && mono_ns() < t) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -529,7 +550,7 @@ static int play_file(play *p, const char *path, int pass) {
     }
     uint64_t deadline = wall0;
     if (!p->fast && t > t_first) deadline += (uint64_t)((double)(t - t_first) / p->rate);
-    if (!p->fast) wait_until(deadline, p->spin_ns);
+    if (!p->fast) wait_until(&p->pace, deadline);
     if (g_stop) {
       shmx_rec_frame_release(&f);
       break;
@@ -588,7 +609,7 @@ int cmd_play(int argc, char **argv) {
   p.rate = 1;
   p.end_s = -1;
   p.wait_timeout = 10;
-  p.spin_ns = 300000;
+  p.pace.margin = 300000; /* until the first sleeps say better */
   uint64_t v;
   int c;
   optind = 1;
@@ -634,7 +655,8 @@ int cmd_play(int argc, char **argv) {
     case O_JSON: p.json = 1; break;
     case O_SPIN:
       if (cli_parse_u64(optarg, 0, 1000000, &v)) return cli_usage("play", "--spin-us: 0..1000000");
-      p.spin_ns = v * 1000;
+      p.pace.fixed = 1;
+      p.pace.margin = v * 1000;
       break;
     case 'h': fputs(play_usage, stdout); return CLI_OK;
     default: return cli_usage("play", "bad option");

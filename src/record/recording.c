@@ -103,6 +103,14 @@ static int rd(shmx_recording *r, uint64_t off, void *dst, uint64_t n) {
     return shmx__err(SHMX_E_CORRUPT, "recording: %llu bytes at %llu past its end (%llu)",
                      (unsigned long long)n, (unsigned long long)off,
                      (unsigned long long)r->size);
+  /* Through the mapped window when it holds the range (no system call
+   * while the cursor stays in its window), else pread. */
+  if (n && n <= 65536 && shmx_wc_use(r->c, off, n) == 1 && shmx_wc_size(r->c) >= n) {
+    const shmx_wm_region *reg = shmx_wc_region(r->c);
+    memcpy(dst, shmx_wc_ptr(r->c), n);
+    if (!shmx_wm_region_lost(reg)) return 0;
+    return shmx__err(SHMX_E_CORRUPT, "recording: the file shrank under its mapping");
+  }
   int64_t got = shmx_wc_read(r->c, off, dst, n);
   if (got < 0) return (int)got;
   if ((uint64_t)got != n)
@@ -389,8 +397,11 @@ int shmx_recording_open(const char *path, shmx_recording **out) {
   for (int i = 0; i < CACHE; i++) r->cache[i].k = -1;
   shmx_wm_config wc;
   shmx_wm_config_init(&wc, SHMX_WM_SLIDING);
-  wc.window_size = 64u << 20;
-  wc.max_memory = 1u << 30;
+  /* Windows of 256 MiB, at most 4 GiB mapped (address space: only the pages
+   * read become resident, and they are the page cache's): a random seek
+   * in a file up to 4 GiB never remaps, and in a larger one remaps less. */
+  wc.window_size = sizeof(void *) >= 8 ? 256u << 20 : 32u << 20;
+  wc.max_memory = sizeof(void *) >= 8 ? UINT64_C(4) << 30 : 256u << 20;
   int rc = shmx_wm_create(&wc, &r->wm);
   if (!rc) rc = shmx_wc_open_path(r->wm, path, 0, &r->c);
   uint8_t *sum = NULL;
@@ -853,16 +864,27 @@ int shmx_recording_find_time(shmx_recording *r, const char *topic, uint64_t log_
   return shmx__err(SHMX_E_NOFRAME, "recording: no frame of '%s'", topic);
 }
 
-/* Frame id of entry e of loaded chunk l (copying 40 bytes at most). */
+/* Frame id of entry e of loaded chunk l: the message header and the
+ * frame id read in one go (71 bytes), checked as message() checks them. */
 static int entry_id(shmx_recording *r, loaded *l, const ent *e, uint64_t *id) {
-  msgref m;
-  int rc = message(r, l, e, r->ck[l->k].comp[0] ? 1 : 2, &m);
-  if (!rc) {
-    if (m.n < SHMX__FRAME_HEAD) rc = shmx__err(SHMX_E_CORRUPT, "recording: short frame message");
-    else *id = shmx__get64(m.data);
+  const rchunk *c = &r->ck[l->k];
+  uint8_t b[SHMX__MCAP_MSG_HEAD + 8];
+  const uint8_t *h = b;
+  if (c->usize - e->off < sizeof b)
+    return shmx__err(SHMX_E_CORRUPT, "recording: short frame message");
+  if (c->comp[0]) {
+    h = l->rec + e->off;
+  } else {
+    int rc = rd(r, l->rec_abs + e->off, b, sizeof b);
+    if (rc) return rc;
   }
-  msgref_drop(&m);
-  return rc;
+  uint64_t len = shmx__get64(h + 1);
+  if (h[0] != SHMX__OP_MESSAGE || len < SHMX__MCAP_MSG_HEAD - 9 + SHMX__FRAME_HEAD ||
+      c->usize - e->off - 9 < len || shmx__get16(h + 9) != r->ch[e->ch].mcap_id)
+    return shmx__err(SHMX_E_CORRUPT, "recording: no frame message at chunk offset %llu",
+                     (unsigned long long)e->off);
+  *id = shmx__get64(h + SHMX__MCAP_MSG_HEAD);
+  return 0;
 }
 
 /* First frame id of channel c in its i-th chunk (cached). */
@@ -889,7 +911,7 @@ static int find_in(shmx_recording *r, uint32_t c, uint64_t frame_id, uint64_t *p
   rchan *ch = &r->ch[c];
   if (!ch->n_chunks || !ch->is_shmx) return SHMX_E_NOFRAME;
   uint32_t lo = 0, hi = ch->n_chunks; /* last chunk whose first id <= frame_id */
-  uint64_t id;
+  uint64_t id = 0;
   int rc;
   if ((rc = first_id(r, c, 0, &id))) return rc;
   if (id > frame_id) return SHMX_E_NOFRAME;
@@ -910,8 +932,12 @@ static int find_in(shmx_recording *r, uint32_t c, uint64_t frame_id, uint64_t *p
     if (l->e[j].ch == c) idx[cnt++] = j;
   uint32_t a = 0, b = cnt;
   rc = SHMX_E_NOFRAME;
-  while (a < b) {
-    uint32_t mid = a + (b - a) / 2;
+  /* Ids run on without gaps unless the recorder missed frames: try the
+   * entry the chunk's first id points at before bisecting. */
+  uint64_t first = r->chx[ch->chunk_chx[lo]].first_id;
+  uint32_t guess = first && frame_id - first < cnt ? (uint32_t)(frame_id - first) : cnt / 2;
+  for (int probe = 0; a < b; probe++) {
+    uint32_t mid = probe == 0 && guess >= a && guess < b ? guess : a + (b - a) / 2;
     int e = entry_id(r, l, &l->e[idx[mid]], &id);
     if (e) {
       rc = e;
