@@ -32,6 +32,7 @@
 
 #define STAGE_FLUSH (1u << 20) /* write the staging buffer past this */
 #define BIG_MESSAGE (64u << 10) /* messages this big bypass the staging buffer */
+#define WRITE_BATCH (256u << 10) /* ... and go out in CRC'd batches of this size */
 
 typedef struct dbuf {
   uint8_t *p;
@@ -400,36 +401,34 @@ int shmx__mw_message(shmx__mw *w, uint16_t ch, uint32_t seq, uint64_t log_ns, ui
     if (w->o.compression == SHMX_REC_NONE && w->stage.n >= STAGE_FLUSH && flush(w))
       return w->err;
   } else {
-    if (crc) {
-      w->c_crc = shmx__crc32(w->c_crc, h, sizeof h);
-      for (int i = 0; i < n; i++) {
-        if (pc[i].p) {
-          w->c_crc = shmx__crc32(w->c_crc, pc[i].p, pc[i].n);
-          continue;
-        }
-        for (uint64_t k = 0; k < pc[i].n; k += sizeof zeros)
-          w->c_crc = shmx__crc32(w->c_crc, zeros,
-                                 pc[i].n - k < sizeof zeros ? pc[i].n - k : sizeof zeros);
-      }
-    }
-    /* Straight from the pieces: staged bytes first, then one writev. */
+    /* Straight from the pieces (staged bytes first), in batches of about
+     * 256 KiB: each batch's CRC is taken right before it is written, so the
+     * write finds the bytes still in the cache. */
     if (flush(w)) return w->err;
-    struct iovec iov[2 * SHMX_FRAME_MAX_STREAMS + 8];
+    struct iovec iov[64];
     int k = 0;
+    uint64_t batch = sizeof h;
     iov[k++] = (struct iovec){h, sizeof h};
-    for (int i = 0; i < n; i++)
-      for (uint64_t done = 0; done < pc[i].n;) {
-        if (k == (int)(sizeof iov / sizeof iov[0])) {
-          if (write_all(w, iov, k)) return w->err;
-          k = 0;
-        }
+    for (int i = 0; i <= n; i++) {
+      for (uint64_t done = 0; i < n && done < pc[i].n;) {
         uint64_t m = pc[i].n - done;
+        if (m > WRITE_BATCH) m = WRITE_BATCH;
         if (!pc[i].p && m > sizeof zeros) m = sizeof zeros;
         iov[k++] = (struct iovec){pc[i].p ? (void *)((const uint8_t *)pc[i].p + done)
                                           : (void *)zeros, (size_t)m};
         done += m;
+        batch += m;
+        if (k < (int)(sizeof iov / sizeof iov[0]) && batch < WRITE_BATCH) continue;
+        for (int j = 0; j < k && crc; j++)
+          w->c_crc = shmx__crc32(w->c_crc, iov[j].iov_base, iov[j].iov_len);
+        if (write_all(w, iov, k)) return w->err;
+        k = 0;
+        batch = 0;
       }
-    if (write_all(w, iov, k)) return w->err;
+    }
+    for (int j = 0; j < k && crc; j++)
+      w->c_crc = shmx__crc32(w->c_crc, iov[j].iov_base, iov[j].iov_len);
+    if (k && write_all(w, iov, k)) return w->err;
     w->pos += sizeof h + data;
   }
   w->rec_len += sizeof h + data;
