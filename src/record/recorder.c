@@ -32,6 +32,7 @@
 #define RETRY_NS (100u * 1000u * 1000u)   /* re-attach attempts */
 #define SLEEP_MAX_NS (500u * 1000u * 1000u) /* heartbeat while idle */
 #define BURST 4096                          /* frames per channel per turn */
+#define POLL_NOFD_NS (1000u * 1000u)        /* a channel without an event fd */
 
 typedef struct rch {
   char name[SHMX_NAME_MAX + 1];
@@ -42,6 +43,9 @@ typedef struct rch {
   uint32_t n_gen;      /* MCAP channels written for this session */
   uint64_t retry_ns;
   uint64_t frames, dropped;
+  int fresh;           /* attached again since the last frame written */
+  uint64_t last_id;    /* last frame written, of session last_session */
+  uint64_t last_session;
 } rch;
 
 struct shmx_recorder {
@@ -321,9 +325,23 @@ int shmx__rec_put_frame(shmx__mw *w, uint16_t ch, uint8_t *h, const shmx_frame *
 
 static int maybe_split(shmx_recorder *r);
 
-static int write_frame(shmx_recorder *r, rch *c, const shmx_frame *f) {
+static int write_frame(shmx_recorder *r, rch *c, const shmx_frame *fr) {
   int rc;
   if ((rc = maybe_split(r))) return rc;
+  /* A reader's first frame says it missed nothing (it cannot know). After
+   * a re-attach the recorder knows better: the frames since the last one
+   * it wrote of this session, or since the start of a new session. */
+  shmx_frame fixed = *fr;
+  const shmx_frame *f = &fixed;
+  if (c->fresh && c->last_id) {
+    uint64_t s = shmx__client_session(c->cl);
+    fixed.dropped = s == c->last_session && fr->frame_id > c->last_id
+                        ? fr->frame_id - c->last_id - 1
+                        : fr->frame_id - 1;
+  }
+  c->fresh = 0;
+  c->last_id = fr->frame_id;
+  c->last_session = shmx__client_session(c->cl);
   if (!c->mcap_ch || shmx__client_schema_gen(c->cl) != c->gen) {
     if ((rc = write_schema(r, c))) return rc;
   }
@@ -374,6 +392,7 @@ static int attach(shmx_recorder *r, rch *c, uint64_t now) {
   }
   r->st.attached++;
   r->st.sessions++;
+  c->fresh = 1;
   return 1;
 }
 
@@ -419,7 +438,7 @@ int shmx_recorder_run(shmx_recorder *r, int64_t timeout_ns, uint64_t max_frames,
     if (progress) continue;
     /* Nothing new: arm every channel's event fd and sleep. */
     struct pollfd pfd[MAX_CHANNELS + 1];
-    int np = 0, ready = 0, detached = 0;
+    int np = 0, ready = 0, detached = 0, nofd = 0;
     for (int i = 0; i < r->n; i++) {
       rch *c = &r->ch[i];
       if (!c->cl) {
@@ -427,13 +446,17 @@ int shmx_recorder_run(shmx_recorder *r, int64_t timeout_ns, uint64_t max_frames,
         continue;
       }
       int fd = shmx_client_fd(c->cl);
-      int a = fd < 0 ? fd : shmx_client_arm(c->cl);
+      if (fd < 0) { /* no event fd (inotify limit...): look again soon */
+        nofd = 1;
+        continue;
+      }
+      int a = shmx_client_arm(c->cl);
       if (a == 1) ready = 1;
       else if (a < 0) detach(r, c);
       else pfd[np++] = (struct pollfd){fd, POLLIN, 0};
     }
     if (ready) continue;
-    uint64_t wait = SLEEP_MAX_NS, first;
+    uint64_t wait = nofd ? POLL_NOFD_NS : SLEEP_MAX_NS, first;
     if (detached && r->dw >= 0) pfd[np++] = (struct pollfd){r->dw, POLLIN, 0};
     else if (detached && wait > RETRY_NS) wait = RETRY_NS;
     if (end - now < wait) wait = end - now;

@@ -397,11 +397,13 @@ int shmx_recording_open(const char *path, shmx_recording **out) {
   for (int i = 0; i < CACHE; i++) r->cache[i].k = -1;
   shmx_wm_config wc;
   shmx_wm_config_init(&wc, SHMX_WM_SLIDING);
-  /* Windows of 256 MiB, at most 4 GiB mapped (address space: only the pages
-   * read become resident, and they are the page cache's): a random seek
-   * in a file up to 4 GiB never remaps, and in a larger one remaps less. */
+  /* Windows of 256 MiB, at most 16 GiB of address space mapped: only the
+   * pages read become resident, and they are the page cache's. A random
+   * seek in a file up to 16 GiB never remaps (an unmap of a used window
+   * costs more than the rest of a seek); larger files go through LRU
+   * windows. */
   wc.window_size = sizeof(void *) >= 8 ? 256u << 20 : 32u << 20;
-  wc.max_memory = sizeof(void *) >= 8 ? UINT64_C(4) << 30 : 256u << 20;
+  wc.max_memory = sizeof(void *) >= 8 ? UINT64_C(16) << 30 : 256u << 20;
   int rc = shmx_wm_create(&wc, &r->wm);
   if (!rc) rc = shmx_wc_open_path(r->wm, path, 0, &r->c);
   uint8_t *sum = NULL;
