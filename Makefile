@@ -11,7 +11,8 @@ ASAN_BUILD := build-asan
 TSAN_BUILD := build-tsan
 FUZZ_BUILD := build-fuzz
 MESON := $(VENV)/bin/meson
-PIP_DEPS := meson ninja meson-python pytest pytest-timeout numpy mcap zstandard lz4
+PIP_DEPS := meson ninja meson-python pytest pytest-timeout numpy mcap zstandard lz4 \
+  mcap-protobuf-support protobuf
 JOBS ?= 2
 FUZZ_SECONDS ?= 20
 

@@ -71,6 +71,10 @@ typedef struct shmx_rec_config {
   int sync;             /* 1: fdatasync after every chunk (survives power
                            loss up to the last chunk; slower) */
   uint32_t mode;        /* permission bits of the files, default 0600 */
+  int foxglove;         /* 1: also write image and point-cloud streams as
+                           foxglove.RawImage / foxglove.PointCloud protobuf
+                           channels ("CHANNEL/STREAM") that Foxglove shows
+                           (docs/recording.md); their bytes are stored twice */
 } shmx_rec_config;
 
 /* Fill cfg with the defaults above. */

@@ -56,6 +56,9 @@ static const char record_usage[] =
     "  --no-crc               skip chunk CRC32s (faster, undetected damage)\n"
     "  --sync                 fdatasync after every chunk (power loss)\n"
     "  --mode OCTAL           file permissions (default 0600)\n"
+    "  --foxglove             also write image streams (extra \"image:WxH[:enc]\")\n"
+    "                         and f32x3 point streams as foxglove.RawImage /\n"
+    "                         foxglove.PointCloud channels NAME/STREAM\n"
     "  --json                 JSON lines on stdout: ready, stats, exit\n"
     "  -h, --help             this help\n"
     "\n"
@@ -82,7 +85,7 @@ static void rec_json(const char *event, shmx_recorder *r) {
 
 int cmd_record(int argc, char **argv) {
   enum { O_COMP = 256, O_LEVEL, O_CSIZE, O_CMS, O_SSIZE, O_SDUR, O_DUR, O_FRAMES, O_NOCRC,
-         O_SYNC, O_MODE, O_JSON };
+         O_SYNC, O_MODE, O_JSON, O_FOX };
   static const struct option opts[] = {
       {"output", required_argument, NULL, 'o'},
       {"compress", required_argument, NULL, O_COMP},
@@ -97,6 +100,7 @@ int cmd_record(int argc, char **argv) {
       {"sync", no_argument, NULL, O_SYNC},
       {"mode", required_argument, NULL, O_MODE},
       {"json", no_argument, NULL, O_JSON},
+      {"foxglove", no_argument, NULL, O_FOX},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   shmx_rec_config cfg;
@@ -149,6 +153,7 @@ int cmd_record(int argc, char **argv) {
       break;
     }
     case O_JSON: json = 1; break;
+    case O_FOX: cfg.foxglove = 1; break;
     case 'h': fputs(record_usage, stdout); return CLI_OK;
     default: return cli_usage("record", "bad option");
     }

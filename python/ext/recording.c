@@ -481,16 +481,16 @@ static int opt_u64(PyObject *o, const char *what, uint64_t *out) {
 static PyObject *Recorder_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"path", "channels", "compression", "level", "chunk_bytes",
                            "chunk_ms", "split_bytes", "split_seconds", "crc", "sync",
-                           "mode", NULL};
+                           "mode", "foxglove", NULL};
   PyObject *path, *channels, *level = NULL, *chunk_bytes = NULL, *chunk_ms = NULL,
            *split_bytes = NULL, *mode = NULL;
   const char *comp = "none";
   double split_s = 0;
-  int crc = 1, sync = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O|$sOOOOdppO:Recorder", kwlist,
+  int crc = 1, sync = 0, fox = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O|$sOOOOdppOp:Recorder", kwlist,
                                    PyUnicode_FSConverter, &path, &channels, &comp, &level,
                                    &chunk_bytes, &chunk_ms, &split_bytes, &split_s, &crc,
-                                   &sync, &mode))
+                                   &sync, &mode, &fox))
     return NULL;
   shmx_state *st = state_from_type(type);
   RecorderObject *self = st ? (RecorderObject *)type->tp_alloc(type, 0) : NULL;
@@ -523,6 +523,7 @@ static PyObject *Recorder_new(PyTypeObject *type, PyObject *args, PyObject *kw) 
   cfg.split_ns = (uint64_t)(split_s * 1e9);
   cfg.no_crc = !crc;
   cfg.sync = sync;
+  cfg.foxglove = fox;
   v = 0600;
   if (opt_u64(mode, "mode", &v) < 0) goto fail;
   cfg.mode = (uint32_t)(v > 07777 ? 0 : v);
@@ -723,8 +724,8 @@ static PyType_Slot Recorder_slots[] = {
   {Py_tp_getset, Recorder_getset},
   {Py_tp_doc, "Recorder(path, channels, *, compression='none', level=0, "
               "chunk_bytes=4 MiB, chunk_ms=1000, split_bytes=0, split_seconds=0, "
-              "crc=True, sync=False, mode=0o600)\n\nRecord channels into an MCAP file "
-              "(as `shmx record`). run() records; close() finishes the file."},
+              "crc=True, sync=False, mode=0o600, foxglove=False)\n\nRecord channels into "
+              "an MCAP file (as `shmx record`). run() records; close() finishes the file."},
   {0, NULL}
 };
 

@@ -174,6 +174,25 @@ void shmx__mw_free(shmx__mw *w);
  * SHMX_FRAME_MAX_STREAMS bytes). recorder.c. */
 int shmx__rec_put_frame(shmx__mw *w, uint16_t ch, uint8_t *h, const shmx_frame *f,
                         uint64_t log_ns, uint64_t pub_ns);
+/* ---- Foxglove copies (foxglove.c) ------------------------------------------ */
+
+enum { SHMX__FOX_NONE = 0, SHMX__FOX_IMAGE = 1, SHMX__FOX_POINTS = 2 };
+typedef struct shmx__fox {
+  int kind;
+  uint32_t width, height, step; /* images */
+  char encoding[33];
+  uint16_t ch;                  /* its MCAP channel in the current file, 0 none */
+} shmx__fox;
+/* Whether a stream gets a Foxglove copy, and how (docs/recording.md). */
+int shmx__fox_kind(const shmx_stream_info *si, shmx__fox *fx);
+/* The protobuf FileDescriptorSet of foxglove.RawImage or .PointCloud
+ * (malloc'd) and the message's full name. */
+int shmx__fox_schema(int kind, uint8_t **out, size_t *len, const char **name);
+/* The message's bytes before its data field's bytes (which follow as they
+ * are): returns the length written to out, 0 if cap is too small. */
+size_t shmx__fox_head(const shmx__fox *fx, const char *frame_id, uint64_t time_ns,
+                      uint64_t data_len, uint8_t *out, size_t cap);
+
 /* 1 if the codec is built in. */
 int shmx__mw_codec_ok(uint32_t compression);
 

@@ -46,6 +46,8 @@ typedef struct rch {
   int fresh;           /* attached again since the last frame written */
   uint64_t last_id;    /* last frame written, of session last_session */
   uint64_t last_session;
+  shmx__fox *fox;      /* --foxglove: per stream of the schema written */
+  int n_fox;
 } rch;
 
 struct shmx_recorder {
@@ -67,6 +69,7 @@ struct shmx_recorder {
   int dw;              /* watch on the shared-memory directory (-1 none):
                           a channel that appears is attached at once */
   _Atomic int stop_req; /* shmx_recorder_stop */
+  uint16_t fox_schema[3]; /* --foxglove: schema ids in this file by kind */
 };
 
 void shmx_rec_config_init(shmx_rec_config *c) {
@@ -122,6 +125,7 @@ static int file_start(shmx_recorder *r) {
   r->file_start_ns = shmx__mono_ns();
   r->st.files++;
   for (int i = 0; i < r->n; i++) r->ch[i].mcap_ch = 0; /* schemas again in each file */
+  memset(r->fox_schema, 0, sizeof r->fox_schema);
   return 0;
 }
 
@@ -237,8 +241,10 @@ int shmx_recorder_close(shmx_recorder *r) {
     shmx__mw_free(r->w);
     close(r->fd);
   }
-  for (int i = 0; i < r->n; i++)
+  for (int i = 0; i < r->n; i++) {
     if (r->ch[i].cl) shmx_client_close(r->ch[i].cl);
+    free(r->ch[i].fox);
+  }
   if (r->dw >= 0) close(r->dw);
   free(r->head);
   free(r->base);
@@ -262,6 +268,55 @@ void shmx_recorder_stop(shmx_recorder *r) {
 
 /* ---- frames ---------------------------------------------------------------------- */
 
+/* --foxglove: a protobuf channel "NAME/STREAM" per image or point-cloud
+ * stream of the schema just written (its schema once per file). */
+static int fox_channels(shmx_recorder *r, rch *c) {
+  const shmx_stream_info *si;
+  int n, rc = shmx_client_streams(c->cl, &si, &n);
+  if (rc) return rc;
+  shmx__fox *f = realloc(c->fox, (size_t)(n ? n : 1) * sizeof *f);
+  if (!f) return shmx__syserr(ENOMEM, "foxglove channels");
+  c->fox = f;
+  c->n_fox = n;
+  for (int i = 0; i < n && !rc; i++) {
+    int kind = shmx__fox_kind(&si[i], &f[i]);
+    if (!kind) continue;
+    if (!r->fox_schema[kind]) {
+      uint8_t *fds;
+      size_t len;
+      const char *name;
+      if ((rc = shmx__fox_schema(kind, &fds, &len, &name))) break;
+      rc = shmx__mw_schema(r->w, name, "protobuf", fds, len, &r->fox_schema[kind]);
+      free(fds);
+      if (rc) break;
+    }
+    char topic[SHMX_NAME_MAX + SHMX_STREAM_NAME_MAX + 2];
+    snprintf(topic, sizeof topic, "%s/%s", c->name, si[i].name);
+    const char *kv[] = {"shmx.channel", c->name, "shmx.stream", si[i].name};
+    rc = shmx__mw_channel(r->w, r->fox_schema[kind], topic, "protobuf", kv, 2, &f[i].ch);
+  }
+  return rc;
+}
+
+/* The Foxglove copies of frame f's image and point-cloud streams. */
+static int fox_messages(shmx_recorder *r, rch *c, const shmx_frame *f, uint64_t log_ns,
+                        uint64_t pub_ns) {
+  uint8_t head[512];
+  for (uint32_t i = 0; i < f->tlv_count; i++) {
+    const shmx_frame_stream *s = &f->streams[i];
+    if (s->index >= (uint32_t)c->n_fox || !c->fox[s->index].ch) continue;
+    const shmx__fox *fx = &c->fox[s->index];
+    if (fx->kind == SHMX__FOX_IMAGE && s->elem_count != (uint64_t)fx->width * fx->height)
+      continue; /* not the declared size: no image this frame */
+    size_t hl = shmx__fox_head(fx, c->name, pub_ns, s->bytes, head, sizeof head);
+    if (!hl) continue;
+    shmx__piece pc[2] = {{head, hl}, {s->data, s->bytes}};
+    int rc = shmx__mw_message(r->w, fx->ch, (uint32_t)f->frame_id, log_ns, pub_ns, pc, 2);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 static int write_schema(shmx_recorder *r, rch *c) {
   uint8_t *blob;
   size_t len;
@@ -284,7 +339,7 @@ static int write_schema(shmx_recorder *r, rch *c) {
   if ((rc = shmx__mw_channel(r->w, sid, c->name, SHMX__MCAP_MSG_ENC, kv, 3, &c->mcap_ch)))
     return rc;
   c->gen = shmx__client_schema_gen(c->cl);
-  return 0;
+  return r->cfg.foxglove ? fox_channels(r, c) : 0;
 }
 
 int shmx__rec_put_frame(shmx__mw *w, uint16_t ch, uint8_t *h, const shmx_frame *f,
@@ -346,10 +401,10 @@ static int write_frame(shmx_recorder *r, rch *c, const shmx_frame *fr) {
     if ((rc = write_schema(r, c))) return rc;
   }
   uint64_t now = shmx__mono_ns();
-  if ((rc = shmx__rec_put_frame(r->w, c->mcap_ch, r->head, f,
-                                (uint64_t)((int64_t)now + r->mono_to_real),
-                                (uint64_t)((int64_t)f->publish_ns + r->mono_to_real))))
-    return rc;
+  uint64_t log_ns = (uint64_t)((int64_t)now + r->mono_to_real);
+  uint64_t pub_ns = (uint64_t)((int64_t)f->publish_ns + r->mono_to_real);
+  if ((rc = shmx__rec_put_frame(r->w, c->mcap_ch, r->head, f, log_ns, pub_ns))) return rc;
+  if (r->cfg.foxglove && (rc = fox_messages(r, c, f, log_ns, pub_ns))) return rc;
   c->frames++;
   c->dropped += f->dropped;
   r->st.frames++;

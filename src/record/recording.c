@@ -48,6 +48,7 @@ typedef struct rchunk {
 typedef struct chx {
   uint16_t ch;          /* channel table index */
   uint64_t mi_at;       /* Message Index record offset */
+  uint64_t count;       /* messages of the channel in the chunk */
   uint64_t first_id;    /* frame id of the channel's first message here, 0 unknown */
 } chx;
 
@@ -89,7 +90,9 @@ struct shmx_recording {
   chx *chx;
   uint32_t n_chx;
   rchan *ch;
-  uint32_t n_ch;
+  uint32_t n_ch;        /* channels; the shmx ones first: */
+  uint32_t n_pub;       /* ... they are the public list (others, such as
+                           derived Foxglove channels, are skipped) */
   uint64_t frames, start, end, dropped;
   int dropped_known;
   loaded cache[CACHE];
@@ -321,7 +324,22 @@ static int parse_summary(shmx_recording *r, const uint8_t *s, uint64_t n, uint64
                        (unsigned long long)entries);
         break;
       }
-      k->n_msgs = (uint32_t)entries;
+      /* Each channel's count, from where its record starts and the next
+       * one does (records follow each other after the chunk). */
+      chx *cx = r->chx + k->ch0;
+      for (uint32_t i = 0; i < k->n_ch && !rc; i++) {
+        uint64_t end = k->at + k->len + k->mi_len;
+        for (uint32_t j = 0; j < k->n_ch; j++)
+          if (cx[j].mi_at > cx[i].mi_at && cx[j].mi_at < end) end = cx[j].mi_at;
+        for (uint32_t j = 0; j < i; j++)
+          if (cx[j].mi_at == cx[i].mi_at) end = 0;
+        if (end - cx[i].mi_at < 15 || (end - cx[i].mi_at - 15) % 16)
+          rc = shmx__err(SHMX_E_CORRUPT, "recording: chunk %u: message index records overlap",
+                         r->n_ck);
+        else
+          cx[i].count = (end - cx[i].mi_at - 15) / 16;
+      }
+      if (rc) break;
       r->n_ck++;
     } else if (op == SHMX__OP_STATISTICS) {
       shmx__mr_take(&m, 8 + 2 + 4 + 4 + 4 + 4 + 8 + 8);
@@ -338,6 +356,14 @@ static int parse_summary(shmx_recording *r, const uint8_t *s, uint64_t n, uint64
     }
   }
   if (rc == 1) rc = 0;
+  /* The shmx channels first, in file order: they are the public list. */
+  for (uint32_t i = 0, w = 0; i < r->n_ch && !rc; i++)
+    if (r->ch[i].is_shmx) {
+      rchan t = r->ch[i];
+      memmove(&r->ch[w + 1], &r->ch[w], (i - w) * sizeof *r->ch);
+      r->ch[w++] = t;
+      r->n_pub = w;
+    }
   /* Chunk pairs name channels by MCAP id: resolve to table indexes. */
   for (uint32_t i = 0; i < r->n_chx && !rc; i++) {
     uint32_t j = 0;
@@ -355,6 +381,12 @@ static int parse_summary(shmx_recording *r, const uint8_t *s, uint64_t n, uint64
 }
 
 static int index_chunks(shmx_recording *r) {
+  for (uint32_t i = 0; i < r->n_ck; i++) { /* frames: messages of shmx channels */
+    uint64_t n = 0;
+    for (uint32_t j = 0; j < r->ck[i].n_ch; j++)
+      if (r->chx[r->ck[i].ch0 + j].ch < r->n_pub) n += r->chx[r->ck[i].ch0 + j].count;
+    r->ck[i].n_msgs = (uint32_t)n; /* <= the chunk's entries, checked < 2^32 */
+  }
   if (r->n_ck) qsort(r->ck, r->n_ck, sizeof *r->ck, cmp_chunk);
   uint64_t pos = 0;
   int mixed = 0;
@@ -371,7 +403,7 @@ static int index_chunks(shmx_recording *r) {
   r->compression = !r->n_ck ? "none" : mixed ? "mixed"
                  : !r->ck[0].comp[0] ? "none" : r->ck[0].comp;
   /* Per channel: the chunks holding it, in order. */
-  for (uint32_t c = 0; c < r->n_ch; c++) {
+  for (uint32_t c = 0; c < r->n_pub; c++) {
     rchan *ch = &r->ch[c];
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->n_ck; i++)
@@ -497,7 +529,7 @@ void shmx_recording_close(shmx_recording *r) {
 
 void shmx_recording_info(const shmx_recording *r, shmx_rec_info *o) {
   memset(o, 0, sizeof *o);
-  o->channels = r->n_ch;
+  o->channels = r->n_pub;
   o->frames = r->frames;
   o->chunks = r->n_ck;
   o->start_ns = r->start;
@@ -509,7 +541,7 @@ void shmx_recording_info(const shmx_recording *r, shmx_rec_info *o) {
 }
 
 const shmx_rec_channel *shmx_recording_channel(const shmx_recording *r, uint32_t i) {
-  return i < r->n_ch ? &r->ch[i].pub : NULL;
+  return i < r->n_pub ? &r->ch[i].pub : NULL;
 }
 
 /* ---- chunks -------------------------------------------------------------------- */
@@ -574,10 +606,15 @@ static loaded *load(shmx_recording *r, uint32_t k, int data, int *rc) {
       const uint8_t *arr = shmx__mr_bytes32(&m, &an);
       uint32_t ch = 0;
       while (ch < r->n_ch && r->ch[ch].mcap_id != id) ch++;
-      if (op != SHMX__OP_MSG_INDEX || m.bad || an % 16 || ch == r->n_ch ||
-          an / 16 > c->n_msgs - got) {
+      if (op != SHMX__OP_MSG_INDEX || m.bad || an % 16 || ch == r->n_ch) {
         *rc = shmx__err(SHMX_E_CORRUPT, "recording: chunk at %llu: bad message index",
                         (unsigned long long)c->at);
+        break;
+      }
+      if (ch >= r->n_pub) continue; /* not a shmx channel: not a frame */
+      if (an / 16 > c->n_msgs - got) {
+        *rc = shmx__err(SHMX_E_CORRUPT, "recording: chunk at %llu: more messages than "
+                        "indexed", (unsigned long long)c->at);
         break;
       }
       for (uint64_t i = 0; i < an / 16; i++, got++) {
@@ -803,7 +840,7 @@ static int topic_match(const shmx_recording *r, const char *topic, uint32_t ch) 
 
 static int topic_check(shmx_recording *r, const char **topic) {
   if (*topic) {
-    for (uint32_t i = 0; i < r->n_ch; i++)
+    for (uint32_t i = 0; i < r->n_pub; i++)
       if (!strcmp(r->ch[i].topic, *topic)) return 0;
     return shmx__err(SHMX_E_STREAM, "recording: no channel '%s'", *topic);
   }
@@ -961,7 +998,7 @@ int shmx_recording_find_id(shmx_recording *r, const char *topic, uint64_t frame_
                            uint64_t *pos) {
   int rc = topic_check(r, &topic);
   if (rc) return rc;
-  for (uint32_t c = 0; c < r->n_ch; c++) {
+  for (uint32_t c = 0; c < r->n_pub; c++) {
     if (!topic_match(r, topic, c)) continue;
     rc = find_in(r, c, frame_id, pos);
     if (rc != SHMX_E_NOFRAME) return rc;

@@ -520,3 +520,74 @@ def test_recorder_stop_from_another_thread(chan, tmp_path):
     with shmx.Recording(tmp_path / "st.mcap") as r:
         assert [f.frame_id for f in r] == list(range(1, 21))
     prod.close()
+
+
+def test_foxglove_channels_decode(chan, tmp_path):
+    """--foxglove: image and point-cloud streams also go out as
+    foxglove.RawImage / foxglove.PointCloud protobuf channels; the PyPI
+    protobuf decoder (mcap-protobuf-support) decodes every message to the
+    published pixels and points, and shmx.Recording still sees only the
+    shmx frames."""
+    decoder_mod = pytest.importorskip("mcap_protobuf.decoder")
+    name = chan("fox")
+    w, h = 32, 24
+    srv = shmx.Server(name, slots=64, frame_bytes_cap=1 << 16, streams=[
+        shmx.create_stream_spec(1, "cam", shmx.DT_U8, 3, 3, extra=b"image:32x24"),
+        shmx.create_stream_spec(2, "cloud", shmx.DT_F32, 3, 12),
+        shmx.create_stream_spec(3, "depth", shmx.DT_U16, 1, 2, extra=b"image:32x24:16UC1"),
+        shmx.create_stream_spec(4, "other", shmx.DT_F32, 1, 4)])
+    path = tmp_path / "fox.mcap"
+    rec = shmx.Recorder(path, [name], foxglove=True, compression="zstd" if "zstd" in codecs()
+                        else "none")
+    t = threading.Thread(target=rec.record, kwargs={"frames": 10})
+    t.start()
+    wait_until(lambda: [x for x in srv.snapshot_readers() if x["in_use"]], 20, what="recorder")
+    imgs, clouds, depths = {}, {}, {}
+    for k in range(1, 11):
+        imgs[k] = (np.arange(w * h * 3, dtype=np.uint32) * k % 251).astype(np.uint8)
+        clouds[k] = (np.arange(k * 5 * 3, dtype=np.float32) * 0.5 + k).reshape(-1, 3)
+        depths[k] = (np.arange(w * h, dtype=np.uint32) * 7 + k).astype(np.uint16)
+        hd = srv.begin_frame()
+        srv.append_stream(hd, 1, imgs[k], w * h)
+        srv.append_stream(hd, 2, clouds[k])
+        if k != 5:                                  # frame 5: a depth of the wrong size
+            srv.append_stream(hd, 3, depths[k])
+        else:
+            srv.append_stream(hd, 3, depths[k][:10])
+        srv.append_stream(hd, 4, np.ones(3, np.float32))
+        srv.publish_frame(hd, float(k))
+    t.join(30)
+    rec.close()
+    srv.destroy()
+    with open(path, "rb") as f:
+        reader = mcap_reader.make_reader(f, validate_crcs=True,
+                                         decoder_factories=[decoder_mod.DecoderFactory()])
+        got = {"cam": {}, "cloud": {}, "depth": {}}
+        for schema, channel, msg, proto in reader.iter_decoded_messages(
+                topics=[f"{name}/cam", f"{name}/cloud", f"{name}/depth"]):
+            stream = channel.topic.split("/")[-1]
+            got[stream][msg.sequence] = (schema.name, proto)
+    assert sorted(got["cam"]) == list(range(1, 11))
+    assert sorted(got["cloud"]) == list(range(1, 11))
+    assert sorted(got["depth"]) == [k for k in range(1, 11) if k != 5]
+    for k in range(1, 11):
+        sname, img = got["cam"][k]
+        assert sname == "foxglove.RawImage"
+        assert (img.width, img.height, img.encoding, img.step) == (w, h, "rgb8", w * 3)
+        assert img.data == imgs[k].tobytes() and img.frame_id == name
+        assert img.timestamp.seconds > 1_600_000_000
+        sname, pc = got["cloud"][k]
+        assert sname == "foxglove.PointCloud" and pc.point_stride == 12
+        assert [(x.name, x.offset, x.type) for x in pc.fields] == [("x", 0, 7), ("y", 4, 7),
+                                                                   ("z", 8, 7)]
+        assert pc.pose.orientation.w == 1.0
+        assert np.frombuffer(pc.data, np.float32).tolist() == clouds[k].ravel().tolist()
+        if k != 5:
+            _, d = got["depth"][k]
+            assert d.encoding == "16UC1" and d.step == w * 2 and d.data == depths[k].tobytes()
+    with shmx.Recording(path) as r:
+        assert len(r) == 10 and [c["name"] for c in r.channels] == [name]
+        assert [f.frame_id for f in r] == list(range(1, 11))
+    r = cli("inspect", path, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["frames"] == 10
+    assert "--foxglove" in cli("record", "--help").stdout
