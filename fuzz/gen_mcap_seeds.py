@@ -3,7 +3,8 @@
 Run with the shmx package importable:  python fuzz/gen_mcap_seeds.py
 Small recordings (a few KiB to ~40 KiB) that reach every parser: stored,
 zstd and lz4 chunks, a schema that grows (two channels), two topics, a
-restart (two sessions), several chunks; plus a .part cut mid-chunk and a
+restart (two sessions), several chunks, protobuf channels beside the shmx
+ones (--foxglove); plus a .part cut mid-chunk and a
 truncated file for the recovery scanner.
 """
 import os
@@ -19,18 +20,19 @@ OUT = pathlib.Path(__file__).resolve().parent / "corpus" / "mcap"
 
 
 def record(path, names, frames, compression="none", grow_at=None, restart_at=None,
-           chunk_ms=1):
+           chunk_ms=1, foxglove=False):
     srvs = {}
 
     def make(n):
         return shmx.Server(n, slots=64, streams=[
             shmx.create_stream_spec(1, "pos", shmx.DT_F32, 3, 12, extra=b"m"),
-            shmx.create_stream_spec(2, "img", shmx.DT_U8, 1, 1)])
+            shmx.create_stream_spec(2, "img", shmx.DT_U8, 1, 1,
+                                    extra=b"image:30x30" if foxglove else None)])
 
     for n in names:
         srvs[n] = make(n)
     rec = shmx.Recorder(path, names, compression=compression, chunk_bytes=65536,
-                        chunk_ms=chunk_ms)
+                        chunk_ms=chunk_ms, foxglove=foxglove)
     done = threading.Event()
     t = threading.Thread(target=lambda: (rec.run(timeout=10, max_frames=frames * len(names)),
                                          done.set()))
@@ -84,6 +86,7 @@ def main():
             "restart.mcap": dict(names=[tag + "e"], frames=12, restart_at=6),
             "zstd.mcap": dict(names=[tag + "f"], frames=30, compression="zstd"),
             "lz4.mcap": dict(names=[tag + "g"], frames=30, compression="lz4"),
+            "foxglove.mcap": dict(names=[tag + "h"], frames=10, foxglove=True),
         }
         for leaf, kw in jobs.items():
             p = os.path.join(d, leaf)
