@@ -11,6 +11,7 @@
  *    of the same bytes in 1 MiB writes to a file in DIR from 16 buffers in
  *    turn (as many as the channel's slots; also from one hot buffer). With
  *    and without chunk CRCs. Rounds interleave all four.
+ *    Also lock-step: the recorder alone, no producer writing beside it.
  * 2. The same offered at 1 GB/s (1000 frames/s on absolute deadlines, 2 s):
  *    frames the recorder missed.
  * 3. 64 B frames flat out (frames/s), and offered at 200 k frames/s (2 s):
@@ -198,6 +199,53 @@ static void line(const char *what, const char *fmt, ...) {
   fflush(stdout);
 }
 
+/* The recorder alone: 8 frames published, then one recorder pass in the
+ * same thread, timed; no producer writes beside it. GB/s. */
+static double record_lockstep(uint64_t size, uint64_t frames, int no_crc) {
+  char path[512], name[64];
+  path_of(path, sizeof path, "lock.mcap");
+  snprintf(name, sizeof name, "bench-lock-%d", (int)getpid());
+  unlink(path);
+  shmx_stream_spec sp = {.id = 1, .name = "data", .dtype = SHMX_DT_U8, .components = 1,
+                         .bytes_per_elem = 1};
+  shmx_server_config c;
+  shmx_server_config_init(&c);
+  c.streams = &sp;
+  c.n_streams = 1;
+  c.slots = 16;
+  c.frame_bytes_cap = size;
+  shmx_server *srv;
+  shmx_rec_config rc;
+  shmx_rec_config_init(&rc);
+  rc.no_crc = no_crc;
+  shmx_recorder *rec;
+  if (shmx_server_create(name, &c, &srv)) return 0;
+  if (shmx_recorder_open(path, &rc, &rec) || shmx_recorder_add(rec, name)) {
+    shmx_server_destroy(srv);
+    return 0;
+  }
+  uint8_t *buf = malloc(size);
+  memset(buf, 3, size);
+  uint64_t ns = 0, done = 0;
+  shmx_recorder_run(rec, 0, 0, NULL); /* attach */
+  while (done < frames) {
+    for (int i = 0; i < 8; i++) {
+      shmx_server_begin(srv);
+      shmx_server_append(srv, 1, buf, size, size);
+      shmx_server_publish(srv, 0.0, NULL);
+    }
+    uint64_t t = bench_now();
+    shmx_recorder_run(rec, 0, 0, NULL);
+    ns += bench_now() - t;
+    done += 8;
+  }
+  shmx_recorder_close(rec);
+  shmx_server_destroy(srv);
+  free(buf);
+  unlink(path);
+  return (double)(size * frames) / (double)ns;
+}
+
 static void bench_throughput(void) {
   int rounds = g_quick ? 1 : 7; /* tmpfs write speed swings 3x here: medians */
   uint64_t n = g_quick ? 300 : 2000;
@@ -212,6 +260,11 @@ static void bench_throughput(void) {
          "\"record_GBps\":%.3f,\"ratio\":%.2f,\"record_nocrc_GBps\":%.3f,"
          "\"ratio_nocrc\":%.2f,\"missed\":%" PRIu64,
          round, w, w1, g, g / w, gq, gq / w, r.dropped + q.dropped);
+    double lw = write_gbps(1 << 20, n / 2, 16), lc = record_lockstep(1 << 20, n / 2, 0),
+           ln = record_lockstep(1 << 20, n / 2, 1);
+    line("record_1MiB_lockstep", "\"round\":%d,\"write_GBps\":%.3f,\"record_GBps\":%.3f,"
+         "\"ratio\":%.2f,\"record_nocrc_GBps\":%.3f,\"ratio_nocrc\":%.2f", round, lw, lc,
+         lc / lw, ln, ln / lw);
     w = write_gbps(64, g_quick ? 200000 : 1000000, 1);
     record_run("s.mcap", 64, g_quick ? 200000 : 2000000, 0, 1024, 512, 0, &r);
     line("record_64B", "\"round\":%d,\"frames_per_s\":%.0f,\"missed\":%" PRIu64
