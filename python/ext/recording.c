@@ -197,8 +197,7 @@ static Py_ssize_t Recording_len(RecordingObject *self) {
 static PyObject *Recording_item(RecordingObject *self, Py_ssize_t i) {
   if (check_open(self, "Recording[i]") < 0) return NULL;
   Py_ssize_t n = (Py_ssize_t)info_frames(self);
-  if (i < 0) i += n;
-  if (i < 0 || i >= n) {
+  if (i < 0 || i >= n) { /* (negative indexes arrive already offset by len) */
     PyErr_SetString(PyExc_IndexError, "recording position out of range");
     return NULL;
   }

@@ -32,7 +32,8 @@
 #define RETRY_NS (100u * 1000u * 1000u)   /* re-attach attempts */
 #define SLEEP_MAX_NS (500u * 1000u * 1000u) /* heartbeat while idle */
 #define BURST 4096                          /* frames per channel per turn */
-#define POLL_NOFD_NS (1000u * 1000u)        /* a channel without an event fd */
+#define POLL_NOFD_NS (1000u * 1000u)        /* a channel without an event fd, or
+                                               stuck on a bad frame: look again */
 
 typedef struct rch {
   char name[SHMX_NAME_MAX + 1];
@@ -48,6 +49,8 @@ typedef struct rch {
   uint64_t last_session;
   shmx__fox *fox;      /* --foxglove: per stream of the schema written */
   int n_fox;
+  int stuck;           /* the next frame is bad (checksum, corrupt record):
+                          wait for the producer to overwrite it */
 } rch;
 
 struct shmx_recorder {
@@ -231,6 +234,7 @@ static void detach(shmx_recorder *r, rch *c) {
   c->cl = NULL;
   c->mcap_ch = 0;
   c->retry_ns = 0; /* try again at once: a restart may be there already */
+  c->stuck = 0;
   r->st.attached--;
 }
 
@@ -476,10 +480,15 @@ int shmx_recorder_run(shmx_recorder *r, int64_t timeout_ns, uint64_t max_frames,
         int e = shmx_client_next(c->cl, &f);
         if (e == SHMX_E_NOFRAME) break;
         if (e == SHMX_E_BUSY) continue;
+        if ((e == SHMX_E_CHECKSUM || e == SHMX_E_CORRUPT) && shmx_client_status(c->cl) == 0) {
+          c->stuck = 1; /* a bad frame in a live channel: it will be overwritten */
+          break;
+        }
         if (e) { /* closed, dead, restarted, reaped, truncated: attach again */
           detach(r, c);
           break;
         }
+        c->stuck = 0;
         rc = write_frame(r, c, &f);
         shmx_frame_release(c->cl, &f);
         progress++;
@@ -506,7 +515,8 @@ int shmx_recorder_run(shmx_recorder *r, int64_t timeout_ns, uint64_t max_frames,
         continue;
       }
       int a = shmx_client_arm(c->cl);
-      if (a == 1) ready = 1;
+      if (a == 1 && c->stuck) nofd = 1; /* "newer" is the bad frame: look again soon */
+      else if (a == 1) ready = 1;
       else if (a < 0) detach(r, c);
       else pfd[np++] = (struct pollfd){fd, POLLIN, 0};
     }

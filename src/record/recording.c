@@ -878,22 +878,20 @@ int shmx_recording_find_time(shmx_recording *r, const char *topic, uint64_t log_
     else hi = mid;
   }
   while (lo > 0 && r->ck[lo].n_msgs == 0) lo--;
+  while (r->ck[lo].n_msgs == 0) lo++; /* chunk 0 held no frame: the first that does */
   uint64_t p = r->ck[lo].first;
-  if (r->ck[lo].n_msgs) {
-    loaded *l = load(r, lo, 0, &rc);
-    if (!l) return rc;
-    uint32_t a = 0, b = r->ck[lo].n_msgs; /* last entry with log <= log_ns */
-    while (b - a > 1) {
-      uint32_t mid = a + (b - a) / 2;
-      if (l->e[mid].log <= log_ns) a = mid;
-      else b = mid;
-    }
-    p += a;
-    if (p >= r->frames) p = r->frames - 1;
-    if (topic_match(r, topic, l->e[a].ch)) {
-      *pos = p;
-      return 0;
-    }
+  loaded *l = load(r, lo, 0, &rc);
+  if (!l) return rc;
+  uint32_t a = 0, b = r->ck[lo].n_msgs; /* last entry with log <= log_ns */
+  while (b - a > 1) {
+    uint32_t mid = a + (b - a) / 2;
+    if (l->e[mid].log <= log_ns) a = mid;
+    else b = mid;
+  }
+  p += a;
+  if (topic_match(r, topic, l->e[a].ch)) {
+    *pos = p;
+    return 0;
   }
   uint64_t q = p;
   if (shmx_recording_step(r, topic, -1, &q) == 0 || shmx_recording_step(r, topic, 1, &q) == 0) {

@@ -389,6 +389,8 @@ def test_recorder_and_recording_from_python(chan, tmp_path):
         r.frame(1, channel="not-there")
     with pytest.raises(IndexError):
         r[40]
+    with pytest.raises(IndexError):
+        r[-41]
     # zero copy: two reads of one frame view the same mapped bytes
     a, b = r.frame(30), r.frame(30)
     pa, pb = np.asarray(a["blob"]), np.asarray(b["blob"])

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -329,6 +331,76 @@ TEST(producer_restart_followed) {
   shmx_rec_frame_release(&f);
   CHECK_OK(shmx_recording_count_dropped(rec, &d));
   CHECK_EQ(d, 13u);
+  shmx_recording_close(rec);
+}
+
+/* A frame that fails its checksum (the producer, or a writer of the
+ * segment, is buggy): the recorder neither spins nor re-attaches; it waits
+ * for the frame to be overwritten and counts it as missed. */
+TEST(bad_frame_is_waited_out) {
+  const char *name = harness_name("bad");
+  shmx_stream_spec sp = {.id = 1, .name = "b", .dtype = SHMX_DT_U8, .components = 1,
+                         .bytes_per_elem = 1};
+  shmx_server_config c;
+  shmx_server_config_init(&c);
+  c.streams = &sp;
+  c.n_streams = 1;
+  c.slots = 8;
+  c.flags = SHMX_CREATE_CRC32C;
+  shmx_server *s;
+  CHECK_OK(shmx_server_create(name, &c, &s));
+  shmx_recorder *r;
+  const char *p = path_in("bad.mcap");
+  CHECK_OK(shmx_recorder_open(p, NULL, &r));
+  CHECK_OK(shmx_recorder_add(r, name));
+  uint8_t b[64];
+  for (uint64_t k = 1; k <= 12; k++) {
+    memset(b, (int)k, sizeof b);
+    if (k == 4) memcpy(b, "MARKER-bad-frame", 16);
+    CHECK_OK(shmx_server_begin(s));
+    CHECK_OK(shmx_server_append(s, 1, b, sizeof b, sizeof b));
+    CHECK_OK(shmx_server_publish(s, (double)k, NULL));
+    if (k == 4) { /* scribble on the published payload through the file */
+      char path[256];
+      snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, name);
+      int fd = open(path, O_RDWR);
+      struct stat sb;
+      CHECK(fd >= 0 && fstat(fd, &sb) == 0);
+      uint8_t *m = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      uint8_t *hit = m == MAP_FAILED ? NULL : memmem(m, (size_t)sb.st_size, "MARKER-bad-frame", 16);
+      CHECK(hit != NULL);
+      if (hit) hit[20] ^= 0xff;
+      if (m != MAP_FAILED) munmap(m, (size_t)sb.st_size);
+      close(fd);
+      struct rusage u0, u1;
+      getrusage(RUSAGE_SELF, &u0);
+      uint64_t t0 = harness_now_ms();
+      CHECK_OK(shmx_recorder_run(r, 100 * 1000 * 1000, 0, NULL)); /* 100 ms: must not spin */
+      getrusage(RUSAGE_SELF, &u1);
+      CHECK_GE(harness_now_ms() - t0, 90u);
+      uint64_t cpu_us = (uint64_t)((u1.ru_utime.tv_sec - u0.ru_utime.tv_sec) * 1000000 +
+                                   (u1.ru_utime.tv_usec - u0.ru_utime.tv_usec) +
+                                   (u1.ru_stime.tv_sec - u0.ru_stime.tv_sec) * 1000000 +
+                                   (u1.ru_stime.tv_usec - u0.ru_stime.tv_usec));
+      CHECK_LT(cpu_us, 50000u); /* it sleeps between looks */
+    }
+    if (k < 4 || k > 11) CHECK_OK(shmx_recorder_run(r, 0, 0, NULL));
+  }
+  shmx_rec_stats st;
+  shmx_recorder_stats(r, &st);
+  CHECK_EQ(st.frames, 11u);
+  CHECK_EQ(st.dropped, 1u);
+  CHECK_EQ(st.sessions, 1u); /* never detached */
+  CHECK_OK(shmx_recorder_close(r));
+  shmx_server_destroy(s);
+  shmx_recording *rec;
+  CHECK_OK(shmx_recording_open(p, &rec));
+  if (!rec) return;
+  shmx_rec_frame f;
+  CHECK_OK(shmx_recording_read_at(rec, 3, &f));
+  CHECK_EQ(f.frame_id, 5u);
+  CHECK_EQ(f.dropped, 1u);
+  shmx_rec_frame_release(&f);
   shmx_recording_close(rec);
 }
 
@@ -676,6 +748,7 @@ int main(void) {
   RUN(roundtrip_lz4);
   RUN(missed_frames_counted);
   RUN(producer_restart_followed);
+  RUN(bad_frame_is_waited_out);
   RUN(split_files_cover_the_run);
   RUN(truncated_files_recover);
   RUN(hostile_files);
