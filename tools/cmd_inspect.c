@@ -16,7 +16,7 @@ static const char inspect_usage[] =
     "usage: shmx inspect NAME [--json] [--all]\n"
     "       shmx inspect FILE.mcap [--json]\n"
     "\n"
-    "A path (with a '/', or an existing file ending in .mcap) is a recording:\n"
+    "A path to a file (with a '/', or ending in .mcap or .part) is a recording:\n"
     "its channels, schemas, frames, time range and missed frames.\n"
     "\n"
     "Show a channel as the read-only inspector sees it: header (producer pid\n"
@@ -295,10 +295,13 @@ int cmd_inspect(int argc, char **argv) {
   if (argc - optind > 1)
     return cli_usage("inspect", "unexpected argument '%s'", argv[optind + 1]);
   const char *name = argv[optind];
-  /* A recording: a path with a slash, or an existing file ending in .mcap. */
+  /* A recording: an existing regular file, or a path ending in .mcap or
+   * .part (the channel is looked for otherwise; channel names have no '/'). */
   struct stat rs;
   size_t nl = strlen(name);
-  if (strchr(name, '/') || (nl > 5 && !strcmp(name + nl - 5, ".mcap") && stat(name, &rs) == 0))
+  if ((stat(name, &rs) == 0 && S_ISREG(rs.st_mode) && strchr(name, '/')) ||
+      (nl > 5 && !strcmp(name + nl - 5, ".mcap") && (strchr(name, '/') || stat(name, &rs) == 0)) ||
+      (nl > 5 && !strcmp(name + nl - 5, ".part")))
     return cli_inspect_recording(name, json);
   if (shmx_name_check(name) != 0) {
     cli_chan_error("inspect", name, SHMX_E_NAME);
