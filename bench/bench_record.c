@@ -85,6 +85,35 @@ typedef struct result {
   uint64_t frames, dropped, bytes, ns, file_bytes;
 } result;
 
+/* A channel `name` of one u8 stream (slots, frame cap) and a recorder of
+ * it writing path (replaced). 0, or -1 with the reason printed. */
+static int setup(const char *name, const char *path, uint32_t slots, uint64_t cap, int no_crc,
+                 shmx_server **srv, shmx_recorder **rec) {
+  shmx_stream_spec sp = {.id = 1, .name = "data", .dtype = SHMX_DT_U8, .components = 1,
+                         .bytes_per_elem = 1};
+  shmx_server_config c;
+  shmx_server_config_init(&c);
+  c.streams = &sp;
+  c.n_streams = 1;
+  c.slots = slots;
+  c.frame_bytes_cap = cap < 4096 ? 4096 : cap;
+  shmx_rec_config rc;
+  shmx_rec_config_init(&rc);
+  rc.no_crc = no_crc;
+  unlink(path);
+  *rec = NULL;
+  if (shmx_server_create(name, &c, srv) == 0) {
+    if (shmx_recorder_open(path, &rc, rec) == 0 && shmx_recorder_add(*rec, name) == 0) return 0;
+    fprintf(stderr, "bench_record: %s\n", shmx_errmsg());
+    shmx_recorder_close(*rec);
+    shmx_server_destroy(*srv);
+    unlink(path);
+    return -1;
+  }
+  fprintf(stderr, "bench_record: %s\n", shmx_errmsg());
+  return -1;
+}
+
 /* Record `frames` frames of `size` bytes. rate 0: flat out, the producer
  * at most `ahead` frames past the recorder; else offered at `rate` frames/s
  * on absolute deadlines (never waiting for the recorder). */
@@ -93,29 +122,9 @@ static int record_run(const char *leaf, uint64_t size, uint64_t frames, double r
   char path[512], name[64];
   path_of(path, sizeof path, leaf);
   snprintf(name, sizeof name, "bench-rec-%d", (int)getpid());
-  unlink(path);
-  shmx_stream_spec sp = {.id = 1, .name = "data", .dtype = SHMX_DT_U8, .components = 1,
-                         .bytes_per_elem = 1};
-  shmx_server_config c;
-  shmx_server_config_init(&c);
-  c.streams = &sp;
-  c.n_streams = 1;
-  c.slots = slots;
-  c.frame_bytes_cap = size < 4096 ? 4096 : size;
   shmx_server *srv;
-  if (shmx_server_create(name, &c, &srv)) {
-    fprintf(stderr, "bench_record: %s\n", shmx_errmsg());
-    return -1;
-  }
-  shmx_rec_config rc;
-  shmx_rec_config_init(&rc);
-  rc.no_crc = no_crc;
   run r = {name, NULL, 0, 0};
-  if (shmx_recorder_open(path, &rc, &r.rec) || shmx_recorder_add(r.rec, name)) {
-    fprintf(stderr, "bench_record: %s\n", shmx_errmsg());
-    shmx_server_destroy(srv);
-    return -1;
-  }
+  if (setup(name, path, slots, size, no_crc, &srv, &r.rec)) return -1;
   pthread_t t;
   pthread_create(&t, NULL, rec_thread, &r);
   while (readers(srv) < 1) sched_yield();
@@ -205,25 +214,9 @@ static double record_lockstep(uint64_t size, uint64_t frames, int no_crc) {
   char path[512], name[64];
   path_of(path, sizeof path, "lock.mcap");
   snprintf(name, sizeof name, "bench-lock-%d", (int)getpid());
-  unlink(path);
-  shmx_stream_spec sp = {.id = 1, .name = "data", .dtype = SHMX_DT_U8, .components = 1,
-                         .bytes_per_elem = 1};
-  shmx_server_config c;
-  shmx_server_config_init(&c);
-  c.streams = &sp;
-  c.n_streams = 1;
-  c.slots = 16;
-  c.frame_bytes_cap = size;
   shmx_server *srv;
-  shmx_rec_config rc;
-  shmx_rec_config_init(&rc);
-  rc.no_crc = no_crc;
   shmx_recorder *rec;
-  if (shmx_server_create(name, &c, &srv)) return 0;
-  if (shmx_recorder_open(path, &rc, &rec) || shmx_recorder_add(rec, name)) {
-    shmx_server_destroy(srv);
-    return 0;
-  }
+  if (setup(name, path, 16, size, no_crc, &srv, &rec)) return 0;
   uint8_t *buf = malloc(size);
   memset(buf, 3, size);
   uint64_t ns = 0, done = 0;
@@ -292,30 +285,12 @@ static void bench_seek(double gib) {
   path_of(path, sizeof path, "big.mcap");
   uint64_t frames = 100000;
   uint64_t size = (uint64_t)(gib * (double)(1ull << 30)) / frames;
-  result r;
   uint64_t t0 = bench_now();
-  /* keep the file: record_run unlinks, so record it under another name */
   char name[64];
   snprintf(name, sizeof name, "bench-seek-%d", (int)getpid());
-  shmx_stream_spec sp = {.id = 1, .name = "data", .dtype = SHMX_DT_U8, .components = 1,
-                         .bytes_per_elem = 1};
-  shmx_server_config c;
-  shmx_server_config_init(&c);
-  c.streams = &sp;
-  c.n_streams = 1;
-  c.slots = 16;
-  c.frame_bytes_cap = size;
   shmx_server *srv;
-  shmx_rec_config rc;
-  shmx_rec_config_init(&rc);
-  rc.no_crc = 1;
   run rr = {name, NULL, 0, 0};
-  unlink(path);
-  if (shmx_server_create(name, &c, &srv) || shmx_recorder_open(path, &rc, &rr.rec) ||
-      shmx_recorder_add(rr.rec, name)) {
-    fprintf(stderr, "bench_record: %s\n", shmx_errmsg());
-    return;
-  }
+  if (setup(name, path, 16, size, 1, &srv, &rr.rec)) return;
   pthread_t t;
   pthread_create(&t, NULL, rec_thread, &rr);
   while (readers(srv) < 1) sched_yield();
@@ -336,7 +311,6 @@ static void bench_seek(double gib) {
   pthread_join(t, NULL);
   shmx_recorder_close(rr.rec);
   shmx_server_destroy(srv);
-  (void)r;
   struct stat sb;
   stat(path, &sb);
   double make_s = (double)(bench_now() - t0) / 1e9;
@@ -391,20 +365,10 @@ static void bench_replay(const char *cli) {
   path_of(path, sizeof path, "replay.mcap");
   char name[64];
   snprintf(name, sizeof name, "bench-replay-%d", (int)getpid());
-  unlink(path);
   /* 2 s of 1 kHz frames, recorded as they are published */
-  shmx_stream_spec sp = {.id = 1, .name = "data", .dtype = SHMX_DT_U8, .components = 1,
-                         .bytes_per_elem = 1};
-  shmx_server_config c;
-  shmx_server_config_init(&c);
-  c.streams = &sp;
-  c.n_streams = 1;
-  c.slots = 64;
   shmx_server *srv;
   run rr = {name, NULL, 0, 0};
-  if (shmx_server_create(name, &c, &srv) || shmx_recorder_open(path, NULL, &rr.rec) ||
-      shmx_recorder_add(rr.rec, name))
-    return;
+  if (setup(name, path, 64, 65536, 0, &srv, &rr.rec)) return;
   pthread_t t;
   pthread_create(&t, NULL, rec_thread, &rr);
   while (readers(srv) < 1) sched_yield();

@@ -384,12 +384,6 @@ typedef struct play {
   size_t n_late, cap_late;
 } play;
 
-static uint64_t mono_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 static void sleep_until(uint64_t t) {
   struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
   while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
@@ -404,10 +398,10 @@ static void sleep_until(uint64_t t) {
  * maximum of the oversleep, plus 50 us, within [50 us, 2 ms]. */
 static void wait_until(pacer *pc, uint64_t t) {
   if (t > pc->margin) {
-    uint64_t want = t - pc->margin, before = mono_ns();
+    uint64_t want = t - pc->margin, before = shmx_now_ns();
     if (want > before) {
       sleep_until(want);
-      uint64_t over = mono_ns() - want;
+      uint64_t over = shmx_now_ns() - want;
       if (!pc->fixed) {
         pc->worst = pc->worst * 0.995 > (double)over ? pc->worst * 0.995 : (double)over;
         double m = 1.5 * pc->worst + 50e3;
@@ -415,7 +409,7 @@ static void wait_until(pacer *pc, uint64_t t) {
       }
     }
   }
-  while (!g_stop && mono_ns() < t) {
+  while (!g_stop && shmx_now_ns() < t) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
@@ -424,18 +418,18 @@ static void wait_until(pacer *pc, uint64_t t) {
 
 static int wait_readers(play *p, shmx_server *srv) {
   if (!p->wait_readers) return 0;
-  uint64_t end = mono_ns() + (uint64_t)(p->wait_timeout * 1e9);
+  uint64_t end = shmx_now_ns() + (uint64_t)(p->wait_timeout * 1e9);
   shmx_reader_info ri[1024];
   while (!g_stop) {
     int n = shmx_server_readers(srv, ri, 1024), live = 0;
     for (int i = 0; i < n; i++) live += ri[i].in_use;
     if (live >= (int)p->wait_readers) return 0;
-    if (mono_ns() > end) {
+    if (shmx_now_ns() > end) {
       cli_error("play", "channel '%s': %d of %u readers after %.1f s", shmx_server_name(srv),
                 live, p->wait_readers, p->wait_timeout);
       return -1;
     }
-    sleep_until(mono_ns() + 2000000);
+    sleep_until(shmx_now_ns() + 2000000);
   }
   return -1;
 }
@@ -550,7 +544,7 @@ static int play_file(play *p, const char *path, int pass) {
     uint64_t t = p->by_log ? f.log_ns : f.publish_time_ns;
     if (first) {
       t_first = t;
-      wall0 = mono_ns();
+      wall0 = shmx_now_ns();
       first = 0;
     }
     uint64_t deadline = wall0;
@@ -570,7 +564,7 @@ static int play_file(play *p, const char *path, int pass) {
     }
     uint64_t id = f.frame_id + o->offset;
     if (!e) e = shmx_server_publish_id(o->srv, id, f.sim_time);
-    uint64_t now = mono_ns();
+    uint64_t now = shmx_now_ns();
     if (e) {
       shmx_server_abort(o->srv);
       p->errors++;
@@ -675,14 +669,14 @@ int cmd_play(int argc, char **argv) {
     fflush(stdout);
   }
   int rc = 0;
-  uint64_t t0 = mono_ns();
+  uint64_t t0 = shmx_now_ns();
   for (int pass = 0; !rc && !g_stop; pass++) {
     for (int i = optind; i < argc && !rc && !g_stop; i++) rc = play_file(&p, argv[i], pass);
     if (!p.loop || !p.frames) break;
     for (int i = 0; i < p.n_ch; i++) /* ids go on rising: next pass above this one */
       p.ch[i].offset = p.ch[i].last_out - p.ch[i].first_id + 1;
   }
-  double secs = (double)(mono_ns() - t0) / 1e9;
+  double secs = (double)(shmx_now_ns() - t0) / 1e9;
   uint64_t p50 = 0, p99 = 0, mx = 0;
   if (p.n_late) {
     qsort(p.late, p.n_late, sizeof *p.late, cmp_u64);

@@ -135,7 +135,7 @@ static ccore *client_core(ClientObject *self, const char *what) {
 
 /* open(name) -> bool.  raise_on_fail: used by the constructor. */
 /* Seconds (None: forever) -> ns, -1 forever; -2 with an exception set. */
-static int64_t conv_timeout_ns(PyObject *timeout, const char *what) {
+int64_t conv_timeout_ns(PyObject *timeout, const char *what) {
   if (timeout == NULL || timeout == Py_None) return -1;
   double t = PyFloat_AsDouble(timeout);
   if (t == -1.0 && PyErr_Occurred()) return -2;

@@ -597,15 +597,8 @@ static PyObject *Recorder_run(RecorderObject *self, PyObject *const *args, Py_ss
   if (parse_args("run", args, nargs, kwnames, names, 0, 2, a) < 0 ||
       rec_ready(self, "run") < 0 || opt_u64(a[1], "max_frames", &maxf) < 0)
     return NULL;
-  double t = -1;
-  if (a[0] && a[0] != Py_None) {
-    t = PyFloat_AsDouble(a[0]);
-    if (t == -1.0 && PyErr_Occurred()) return NULL;
-    if (!(t >= 0)) {
-      PyErr_SetString(PyExc_ValueError, "timeout must be >= 0 or None");
-      return NULL;
-    }
-  }
+  int64_t t = conv_timeout_ns(a[0], "run");
+  if (t == -2) return NULL;
   atomic_store(&self->stop, 0);
   self->busy = 1;
   uint64_t start = shmx_now_ns();
@@ -613,9 +606,9 @@ static PyObject *Recorder_run(RecorderObject *self, PyObject *const *args, Py_ss
   for (;;) {
     int64_t slice = 100 * 1000 * 1000;
     if (t >= 0) {
-      double left = t - (double)(shmx_now_ns() - start) / 1e9;
-      if (left <= 0) break;
-      if (left * 1e9 < (double)slice) slice = (int64_t)(left * 1e9);
+      uint64_t spent = shmx_now_ns() - start;
+      if (spent >= (uint64_t)t) break;
+      if ((uint64_t)t - spent < (uint64_t)slice) slice = (int64_t)((uint64_t)t - spent);
     }
     shmx_recorder *r = self->r;
     Py_BEGIN_ALLOW_THREADS

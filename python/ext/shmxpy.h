@@ -245,6 +245,9 @@ extern PyType_Spec Client_spec;
 extern PyType_Spec Handle_spec;
 extern PyType_Spec Server_spec;
 
+/* Seconds (None: forever) -> ns, -1 forever; -2 with an exception set. */
+int64_t conv_timeout_ns(PyObject *timeout, const char *what);
+
 /* ---- recording.c ---- */
 extern PyType_Spec Recording_spec;
 extern PyType_Spec Recorder_spec;

@@ -172,6 +172,19 @@ static int file_finish(shmx_recorder *r) {
 
 /* ---- open, add, close -------------------------------------------------------- */
 
+static void recorder_free(shmx_recorder *r) {
+  for (int i = 0; i < r->n; i++) {
+    if (r->ch[i].cl) shmx_client_close(r->ch[i].cl);
+    free(r->ch[i].fox);
+  }
+  if (r->dw >= 0) close(r->dw);
+  free(r->head);
+  free(r->base);
+  free(r->final);
+  free(r->part);
+  free(r);
+}
+
 int shmx_recorder_open(const char *path, const shmx_rec_config *cfg, shmx_recorder **out) {
   *out = NULL;
   shmx_rec_config c;
@@ -196,18 +209,10 @@ int shmx_recorder_open(const char *path, const shmx_rec_config *cfg, shmx_record
   r->cfg = c;
   r->fd = -1;
   r->dw = shmx__dirwatch_open();
-  struct timespec rt, mt;
-  clock_gettime(CLOCK_REALTIME, &rt);
-  clock_gettime(CLOCK_MONOTONIC, &mt);
-  r->mono_to_real = ((int64_t)rt.tv_sec - mt.tv_sec) * 1000000000 + (rt.tv_nsec - mt.tv_nsec);
+  r->mono_to_real = (int64_t)(shmx__real_ns() - shmx__mono_ns());
   int rc = file_start(r);
   if (rc) {
-    if (r->dw >= 0) close(r->dw);
-    free(r->head);
-    free(r->base);
-    free(r->final);
-    free(r->part);
-    free(r);
+    recorder_free(r);
     return rc;
   }
   *out = r;
@@ -245,16 +250,7 @@ int shmx_recorder_close(shmx_recorder *r) {
     shmx__mw_free(r->w);
     close(r->fd);
   }
-  for (int i = 0; i < r->n; i++) {
-    if (r->ch[i].cl) shmx_client_close(r->ch[i].cl);
-    free(r->ch[i].fox);
-  }
-  if (r->dw >= 0) close(r->dw);
-  free(r->head);
-  free(r->base);
-  free(r->final);
-  free(r->part);
-  free(r);
+  recorder_free(r);
   return rc;
 }
 

@@ -57,6 +57,12 @@ static int pread_all(int fd, void *dst, uint64_t n, uint64_t off) {
   return 0;
 }
 
+/* A field of at most 4096 bytes as a C string (cut at a NUL inside). */
+static void cstr(char out[4097], const uint8_t *p, uint64_t n) {
+  memcpy(out, p, (size_t)n);
+  out[n] = 0;
+}
+
 static idmap *find(idmap *m, int n, uint16_t in) {
   for (int i = 0; i < n; i++)
     if (m[i].in == in) return &m[i];
@@ -77,10 +83,8 @@ static int one(rec *R, uint8_t op, const uint8_t *b, uint64_t len) {
     if (R->n_sch == (int)(sizeof R->sch / sizeof R->sch[0]))
       return shmx__err(SHMX_E_LIMIT, "recover: too many schemas");
     char name[4097], enc[4097];
-    memcpy(name, nm, nl);
-    name[nl] = 0;
-    memcpy(enc, en, el);
-    enc[el] = 0;
+    cstr(name, nm, nl);
+    cstr(enc, en, el);
     idmap *x = &R->sch[R->n_sch];
     int rc = shmx__mw_schema(R->w, name, enc, d, dl, &x->out);
     if (rc) return rc;
@@ -118,10 +122,8 @@ static int one(rec *R, uint8_t op, const uint8_t *b, uint64_t len) {
       n_kv++;
     }
     char topic[4097], enc[4097];
-    memcpy(topic, t, tl);
-    topic[tl] = 0;
-    memcpy(enc, e, el);
-    enc[el] = 0;
+    cstr(topic, t, tl);
+    cstr(enc, e, el);
     idmap *x = &R->ch[R->n_ch];
     rc = shmx__mw_channel(R->w, s ? s->out : 0, topic, enc, (const char *const *)kv, n_kv,
                          &x->out);
