@@ -593,3 +593,28 @@ def test_foxglove_channels_decode(chan, tmp_path):
     r = cli("inspect", path, "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["frames"] == 10
     assert "--foxglove" in cli("record", "--help").stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_signals_and_limits_finish_the_file(chan, tmp_path, sig):
+    """SIGTERM and SIGHUP finish and rename the file like SIGINT; --frames
+    stops the recorder by itself with a finished file."""
+    name = chan("sig")
+    prod = Producer(name)
+    out = tmp_path / "s.mcap"
+    rec = start_recorder(name, out)
+    prod.wait_readers()
+    prod.publish(5)
+    wait_until(lambda: prod.reader_progress() == 5, 20, what="recorder read 5")
+    rc, _o, err = stop(rec, sig)
+    assert rc == 0, err
+    assert out.exists() and not (tmp_path / "s.mcap.part").exists()
+    with shmx.Recording(out) as r:
+        assert [f.frame_id for f in r] == [1, 2, 3, 4, 5]
+    out2 = tmp_path / "limit.mcap"
+    rec = start_recorder(name, out2, "--frames", 3)   # frames 1..5 still in the slots
+    _out, err = rec.communicate(timeout=30)
+    assert rec.returncode == 0, err
+    with shmx.Recording(out2) as r:
+        assert [f.frame_id for f in r] == [1, 2, 3]   # a new reader starts at the oldest
+    prod.close()
