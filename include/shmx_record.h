@@ -117,9 +117,13 @@ typedef struct shmx_rec_stats {
   uint64_t sessions;     /* producer sessions seen (attachments) */
 } shmx_rec_stats;
 
+/* The counters. Safe from any thread, also while shmx_recorder_run runs in
+ * another: a copy refreshed at every pass of its loop (at most ~0.5 s old
+ * while it sleeps, current once it returns). */
 SHMX_API void shmx_recorder_stats(const shmx_recorder *r, shmx_rec_stats *st);
 
-/* Path of the file being written now (ends in ".part"). */
+/* Path of the file being written now (ends in ".part"). Changes at a split:
+ * not for another thread while shmx_recorder_run runs. */
 SHMX_API const char *shmx_recorder_path(const shmx_recorder *r);
 
 /* Finish the file (last chunk, summary, footer; fsync), rename it from

@@ -683,6 +683,10 @@ static PyObject *Recorder_exit(RecorderObject *self, PyObject *args) {
 static PyObject *Recorder_get_path(RecorderObject *self, void *c) {
   (void)c;
   if (self->r == NULL) Py_RETURN_NONE;
+  if (self->busy) { /* it changes at a split: only between runs */
+    PyErr_SetString(PyExc_RuntimeError, "path: recorder is running in another thread");
+    return NULL;
+  }
   return PyUnicode_DecodeFSDefault(shmx_recorder_path(self->r));
 }
 
@@ -705,7 +709,8 @@ static PyMethodDef Recorder_methods[] = {
 
 static PyGetSetDef Recorder_getset[] = {
   {"path", (getter)Recorder_get_path, NULL,
-   "the file being written now (ends in .part); None once closed", NULL},
+   "the file being written now (ends in .part); None once closed; RuntimeError "
+   "while run() runs in another thread (stats() works then)", NULL},
   {NULL, NULL, NULL, NULL, NULL}
 };
 

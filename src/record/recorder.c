@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,8 @@ struct shmx_recorder {
   int dw;              /* watch on the shared-memory directory (-1 none):
                           a channel that appears is attached at once */
   _Atomic int stop_req; /* shmx_recorder_stop */
+  pthread_mutex_t snap_mu; /* shmx_recorder_stats from any thread reads */
+  shmx_rec_stats snap;     /* ... this copy, refreshed every pass of run() */
   uint16_t fox_schema[3]; /* --foxglove: schema ids in this file by kind */
 };
 
@@ -172,12 +175,29 @@ static int file_finish(shmx_recorder *r) {
 
 /* ---- open, add, close -------------------------------------------------------- */
 
+/* The counters as of now, in the thread that records. */
+static void stats_now(const shmx_recorder *r, shmx_rec_stats *st) {
+  *st = r->st;
+  st->file_bytes = r->bytes_before + (r->w ? shmx__mw_size(r->w) : 0);
+  st->chunks = r->st.chunks + (r->w ? shmx__mw_chunks(r->w) : 0);
+}
+
+static void snap_update(shmx_recorder *r) {
+  shmx_rec_stats st;
+  stats_now(r, &st);
+  pthread_mutex_lock(&r->snap_mu);
+  r->snap = st;
+  pthread_mutex_unlock(&r->snap_mu);
+}
+
+
 static void recorder_free(shmx_recorder *r) {
   for (int i = 0; i < r->n; i++) {
     if (r->ch[i].cl) shmx_client_close(r->ch[i].cl);
     free(r->ch[i].fox);
   }
   if (r->dw >= 0) close(r->dw);
+  pthread_mutex_destroy(&r->snap_mu);
   free(r->head);
   free(r->base);
   free(r->final);
@@ -208,6 +228,7 @@ int shmx_recorder_open(const char *path, const shmx_rec_config *cfg, shmx_record
   }
   r->cfg = c;
   r->fd = -1;
+  pthread_mutex_init(&r->snap_mu, NULL);
   r->dw = shmx__dirwatch_open();
   r->mono_to_real = (int64_t)(shmx__real_ns() - shmx__mono_ns());
   int rc = file_start(r);
@@ -215,6 +236,7 @@ int shmx_recorder_open(const char *path, const shmx_rec_config *cfg, shmx_record
     recorder_free(r);
     return rc;
   }
+  snap_update(r);
   *out = r;
   return 0;
 }
@@ -255,9 +277,10 @@ int shmx_recorder_close(shmx_recorder *r) {
 }
 
 void shmx_recorder_stats(const shmx_recorder *r, shmx_rec_stats *st) {
-  *st = r->st;
-  st->file_bytes = r->bytes_before + (r->w ? shmx__mw_size(r->w) : 0);
-  st->chunks = r->st.chunks + (r->w ? shmx__mw_chunks(r->w) : 0);
+  shmx_recorder *w = (shmx_recorder *)r; /* the lock only */
+  pthread_mutex_lock(&w->snap_mu);
+  *st = r->snap;
+  pthread_mutex_unlock(&w->snap_mu);
 }
 
 const char *shmx_recorder_path(const shmx_recorder *r) { return r->part; }
@@ -492,6 +515,7 @@ int shmx_recorder_run(shmx_recorder *r, int64_t timeout_ns, uint64_t max_frames,
       }
     }
     if (!rc) rc = housekeeping(r, shmx__mono_ns());
+    snap_update(r);
     if (rc || (max_frames && r->st.frames >= max_frames)) break;
     now = shmx__mono_ns();
     if (now >= end) break;
@@ -533,5 +557,6 @@ int shmx_recorder_run(shmx_recorder *r, int64_t timeout_ns, uint64_t max_frames,
     }
   }
   if (rc) r->err = rc;
+  snap_update(r);
   return rc;
 }

@@ -515,6 +515,8 @@ def test_recorder_stop_from_another_thread(chan, tmp_path):
     wait_until(lambda: rec.stats()["frames"] == 20, 20, what="20 frames recorded")
     with pytest.raises(RuntimeError):
         rec.close()                               # running in another thread
+    with pytest.raises(RuntimeError):
+        rec.path                                  # changes at a split: not now
     rec.stop()
     t.join(5)
     assert not t.is_alive()
