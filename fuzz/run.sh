@@ -33,7 +33,8 @@ for t in segment control bridge mcap; do
   wait $pid
   rc=$?
   # each fuzzing process names its channel fz-<pid>; remove what a crash left
-  rm -f "/dev/shm/shmx.fz-$pid" "/dev/shm/.shmx.fz-$pid.lock"
+  rm -f "/dev/shm/shmx.fz-$pid" "/dev/shm/.shmx.fz-$pid.lock" \
+    "/dev/shm/shmx-fuzz-recovered-$pid.mcap" # fuzz_mcap's scratch file
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$t.log")
   cov=$(grep -o 'cov: [0-9]*' "$work/$t.log" | tail -n1)
