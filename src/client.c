@@ -628,6 +628,10 @@ int shmx_client_wait(shmx_client *cl, shmx_frame *f, int64_t timeout_ns,
   struct shmx__hdr *h = shmx__hdr(&cl->seg);
   struct shmx__reader *r = shmx__rdr(&cl->seg, cl->slot);
   uint64_t start = shmx__mono_ns();
+  if (!cl->seg.wake && !cl->seg.wake_tried) { /* once; NULL: naps instead */
+    cl->seg.wake_tried = 1;
+    shmx__wake_open(cl->seg.session_id, 0, 0, &cl->seg.wake);
+  }
   for (;;) {
     int rc = in_order ? shmx_client_next(cl, f) : get_latest(cl, f, 1, NULL, 0);
     if (rc != SHMX_E_NOFRAME) return rc;
@@ -656,7 +660,7 @@ int shmx_client_wait(shmx_client *cl, shmx_frame *f, int64_t timeout_ns,
     uint32_t w = atomic_load(&h->wake_word);
     int ready = atomic_load(&h->frame_seq) > cl->last_id ||
                 atomic_load(&h->state) == SHMX__ST_CLOSED || reaped(cl);
-    int wr = ready ? 0 : shmx__futex_wait(&h->wake_word, w, slice);
+    int wr = ready ? 0 : shmx__futex_wait(cl->seg.wake, &h->wake_word, w, slice);
     shmx__unwait(&cl->seg, r);
     if (wr == -EINTR) return shmx__err(SHMX_E_EINTR, "wait interrupted");
     if (wr == SHMX_E_TIMEOUT && shmx__seg_owner_alive(cl->seg.fd) == 0)

@@ -16,7 +16,11 @@
 #if defined(__GNUC__)
 #  define SHMX__LIKELY(x) __builtin_expect(!!(x), 1)
 #  define SHMX__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#  define SHMX__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#  if defined(__MINGW32__)
+#    define SHMX__PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#  else
+#    define SHMX__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#  endif
 #  define SHMX__ALWAYS_INLINE __attribute__((always_inline))
 #else
 #  define SHMX__ALWAYS_INLINE
@@ -65,7 +69,7 @@ static inline bool shmx__range_ok(uint64_t off, uint64_t len, uint64_t size) {
   return off <= size && len <= size - off;
 }
 
-/* ---- posix/shm.c: shared memory and files ------------------------------ */
+/* ---- posix/shm.c, win/shm.c: channel files, mappings, byte locks -------- */
 
 /* Identity and attributes of a file. */
 typedef struct shmx__fid {
@@ -92,6 +96,8 @@ uint32_t shmx__euid(void);
 /* Size of an open file in bytes, or -errno. */
 int shmx__fd_size(int fd, uint64_t *size);
 int shmx__fd_truncate(int fd, uint64_t size);
+/* pread of a channel file until len bytes or its end; bytes read or -errno. */
+int64_t shmx__fd_pread(int fd, void *dst, uint64_t len, uint64_t off);
 /* Allocate backing pages (tmpfs) so later writes cannot SIGBUS on ENOSPC. */
 int shmx__fd_allocate(int fd, uint64_t size);
 /* mmap; prot: 1 read, 2 write. populate pre-faults. Returns 0 or -errno. */
@@ -102,6 +108,8 @@ void shmx__close(int fd);
 /* Open-file-description WRITE locks on one byte (fcntl F_OFD_*), the
  * evidence of liveness (see owner.h). They die with the process, ignore pid
  * namespaces and pid reuse, and need a descriptor open for writing.
+ * Windows: LockFileEx byte locks, which also die with their process but are
+ * mandatory and can be taken through any handle (win/shm.c).
  * Non-blocking: 0, -EAGAIN (held by another), or -errno. */
 int shmx__byte_lock(int fd, uint64_t off);
 void shmx__byte_unlock(int fd, uint64_t off);
@@ -113,7 +121,8 @@ int shmx__byte_locked(int fd, uint64_t off);
 const char *shmx__shm_dir(void);
 size_t shmx__page_size(void);
 
-/* ---- posix/guard.c: survive truncation by another process ---------------- */
+/* ---- posix/guard.c: survive truncation by another process (a no-op on
+ * Windows, where a mapped file cannot be shrunk) ---------------------------- */
 
 /* Guard [base, base + len), a shared mapping (prot: 1 read, 2 write) of a
  * file another process may truncate: a SIGBUS inside it maps private zero
@@ -126,7 +135,8 @@ void shmx__guard_del(int handle);
 /* 1 if the guard's handler is installed. */
 int shmx__guard_on(void);
 
-/* ---- posix/notify.c: the event fd of a reader (shmx_client_fd) ---------- */
+/* ---- posix/notify.c: the event fd of a reader (shmx_client_fd; -ENOSYS on
+ * Windows) and the directory watch ------------------------------------------ */
 
 /* A descriptor that becomes readable when the segment open as seg_fd is
  * written with write(2) (the bell), when a descriptor of it open for
@@ -149,13 +159,22 @@ int shmx__dirwatch_open(void);
  * timeout_ns passes, then drain it. 0, or -EINTR. */
 int shmx__dirwatch_wait(int fd, int64_t timeout_ns);
 
-/* ---- posix/sync.c: futex, processes, clocks, randomness ---------------- */
+/* ---- posix/sync.c, win/sync.c: waits, processes, clocks, randomness ----- */
 
+/* The object a segment's waits sleep on, beside its wake word: NULL on
+ * Linux (the futex is the word itself); a named semaphore of the session
+ * on Windows, created by the producer (create=1, readable by the users
+ * `mode` lets read) and opened by readers. 0 or -errno. */
+int shmx__wake_open(uint64_t session_id, int create, unsigned mode, void **obj);
+void shmx__wake_close(void *obj);
 /* Wait while *addr == val, up to timeout_ns (< 0 forever). 0 when woken or
- * the value differed, SHMX_E_TIMEOUT, or -EINTR. Cross-process futex. */
-int shmx__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
-/* Wake up to n waiters (INT32_MAX for all). */
-void shmx__futex_wake(_Atomic uint32_t *addr, int n);
+ * the value differed (or spuriously: callers re-check), SHMX_E_TIMEOUT, or
+ * -EINTR. Cross-process. */
+int shmx__futex_wait(void *obj, _Atomic uint32_t *addr, uint32_t val,
+                     int64_t timeout_ns);
+/* Wake every waiter; `count` is how many the header counts as waiting
+ * (Windows releases that many, Linux wakes all). */
+void shmx__futex_wake(void *obj, _Atomic uint32_t *addr, uint32_t count);
 /* 1 if process pid exists, 0 if not, -1 if it cannot be told. */
 int shmx__pid_alive(int32_t pid);
 /* Start time of process pid (opaque, stable for the process's life; 0 if

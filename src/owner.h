@@ -22,7 +22,13 @@
 
 #include "internal.h"
 
+#ifdef _WIN32
+/* Windows byte locks are mandatory (a locked byte cannot be read through
+ * another handle): the producer's byte lies far past any segment's data. */
+#define SHMX__OWNER_LOCK_OFF (UINT64_C(1) << 62)
+#else
 #define SHMX__OWNER_LOCK_OFF 0u /* segment byte: the producer's lock */
+#endif
 #define SHMX__NAME_LOCK_OFF 0u  /* lock file byte: the name lock */
 #define SHMX__LOCKFILE_SUFFIX ".lock"
 

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include "owner.h"
-#include "platform_file.h"
 #include "segment.h"
 
 static bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
@@ -188,7 +187,7 @@ int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
     if (size >= SHMX__HDR_BYTES) {
       /* pread, not a mapping: a file truncated meanwhile reads short here
        * instead of raising SIGBUS. */
-      int64_t n = shmx__file_pread(fd, &h, sizeof h, 0);
+      int64_t n = shmx__fd_pread(fd, &h, sizeof h, 0);
       if (n < 0) { rc = (int)n; goto fail_sys; }
       ready = n == (int64_t)sizeof h && h.state != SHMX__ST_INIT;
     }
@@ -248,6 +247,9 @@ void shmx__seg_detach(shmx__seg *s) {
   if (s->frames) shmx__unmap(s->frames, s->g.total - s->g.frames_off);
   shmx__close(s->fd);
   shmx__close(s->lock_fd);
+  shmx__wake_close(s->wake);
+  s->wake = NULL;
+  s->wake_tried = 0;
   s->ctl = s->frames = NULL;
   s->fd = s->lock_fd = -1;
 }

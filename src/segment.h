@@ -39,6 +39,8 @@ typedef struct shmx__seg {
   int32_t owner_pid;
   uint32_t format_minor;    /* version_minor of the header at attach */
   uint64_t dev, ino;       /* identity of the segment file */
+  void *wake;              /* what waits sleep on (shmx__wake_open) */
+  int wake_tried;          /* a reader tried to open it */
   char name[SHMX_NAME_MAX + 1];
 } shmx__seg;
 

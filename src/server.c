@@ -14,7 +14,6 @@
 
 #include "control.h"
 #include "owner.h"
-#include "platform_file.h"
 #include "registry.h"
 #include "schema.h"
 #include "segment.h"
@@ -56,6 +55,12 @@ void shmx_server_config_init(shmx_server_config *c) {
   c->frame_bytes_cap = 65536;
   c->control_per_reader = 4096;
   c->mode = 0600;
+}
+
+/* Readers counted as sleeping (2.0/2.1 and 2.2 protocols): how many a
+ * wake-up must reach. */
+static uint32_t waiting(const struct shmx__hdr *h) {
+  return atomic_load(&h->waiters) + atomic_load(&h->sleepers);
 }
 
 static int check_streams(const shmx_stream_spec *st, uint32_t n) {
@@ -151,7 +156,7 @@ static int take_name(shmx_server *srv, const char *name, shmx__fid *id) {
     if (alive != 0) {
       int32_t pid = 0;
       if (alive == 1 &&
-          shmx__file_pread(old, &pid, sizeof pid, offsetof(struct shmx__hdr, owner_pid)) !=
+          shmx__fd_pread(old, &pid, sizeof pid, offsetof(struct shmx__hdr, owner_pid)) !=
               (int64_t)sizeof pid)
         pid = 0;
       shmx__close(old);
@@ -282,6 +287,12 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   srv->seg.is_owner = 1;
   srv->seg.session_id = shmx__random64();
   srv->seg.owner_pid = shmx__getpid();
+  /* What readers' waits sleep on (nothing to create on Linux); the name
+   * comes from the session id, which nobody knows before this point. */
+  if ((rc = shmx__wake_open(srv->seg.session_id, 1, cfg.mode, &srv->seg.wake))) {
+    rc = shmx__syserr(-rc, "channel '%s': wake-up object", name);
+    goto fail_unlink;
+  }
 
   /* The segment is zero-filled by ftruncate; write header and schema, then
    * publish state=LIVE with release so readers see a complete header. */
@@ -336,6 +347,7 @@ fail_unlink:
 fail:
   shmx__guard_del(srv->seg.guard_ctl);
   if (srv->base) shmx__unmap(srv->base, g.total);
+  shmx__wake_close(srv->seg.wake);
   shmx__close(srv->seg.fd);
   shmx__schema_free(&srv->schema);
   free(srv->cur_streams);
@@ -352,11 +364,12 @@ void shmx_server_destroy(shmx_server *srv) {
   struct shmx__hdr *h = shmx__hdr(&srv->seg);
   atomic_store_explicit(&h->state, SHMX__ST_CLOSED, memory_order_release);
   atomic_fetch_add(&h->wake_word, 1);
-  shmx__futex_wake(&h->wake_word, INT32_MAX);
+  shmx__futex_wake(srv->seg.wake, &h->wake_word, waiting(h));
   shmx__notify_ring(srv->seg.fd, SHMX__BELL_OFF); /* after state: see arm */
   release_name(srv);
   shmx__guard_del(srv->seg.guard_ctl);
   shmx__unmap(srv->base, srv->seg.g.total);
+  shmx__wake_close(srv->seg.wake);
   shmx__close(srv->seg.fd); /* releases the owner lock */
   shmx__schema_free(&srv->schema);
   free(srv->cur_streams);
@@ -580,7 +593,7 @@ SHMX__ALWAYS_INLINE static inline int publish(shmx_server *srv, uint64_t fid, do
   atomic_fetch_add(&h->wake_word, 1);
   if (atomic_load(&h->waiters)) {
     /* Readers of format 2.0/2.1 libraries: woken while counted. */
-    shmx__futex_wake(&h->wake_word, INT32_MAX);
+    shmx__futex_wake(s->wake, &h->wake_word, waiting(h));
     /* A reader killed inside its wait stays counted until it is reaped, and
      * until then every publish makes this system call: look for dead
      * readers now and then (at most every SWEEP_INTERVAL_NS). */
@@ -589,7 +602,7 @@ SHMX__ALWAYS_INLINE static inline int publish(shmx_server *srv, uint64_t fid, do
     /* Format 2.2 readers: one wake per request. Readers woken but not yet
      * running cost later publishes nothing; one that sleeps again asks
      * again (and a killed one at most once). */
-    shmx__futex_wake(&h->wake_word, INT32_MAX);
+    shmx__futex_wake(s->wake, &h->wake_word, waiting(h));
   }
   /* A reader armed its event fd since the last ring: one pwrite rings
    * every watcher, and clearing the flag makes the next publish free until

@@ -89,6 +89,7 @@ static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
 static shmx_wm *all_head;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+#ifndef _WIN32 /* no fork() on Windows */
 static void fork_prepare(void) {
   pthread_mutex_lock(&all_mu);
   for (shmx_wm *w = all_head; w; w = w->all_next) pthread_mutex_lock(&w->mu);
@@ -98,6 +99,9 @@ static void fork_after(void) {
   pthread_mutex_unlock(&all_mu);
 }
 static void atfork_install(void) { pthread_atfork(fork_prepare, fork_after, fork_after); }
+#else
+static void atfork_install(void) {}
+#endif
 
 static void all_add(shmx_wm *wm) {
   pthread_once(&atfork_once, atfork_install);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../internal.h"
+#include "../platform_file.h"
 
 const char *shmx__shm_dir(void) { return "/dev/shm"; }
 
@@ -113,6 +114,11 @@ int shmx__fd_chown(int fd, uint32_t uid) {
 }
 
 uint32_t shmx__euid(void) { return (uint32_t)geteuid(); }
+
+/* Channel files are plain descriptors here: the window manager's pread. */
+int64_t shmx__fd_pread(int fd, void *dst, uint64_t len, uint64_t off) {
+  return shmx__file_pread(fd, dst, len, off);
+}
 
 int shmx__fd_truncate(int fd, uint64_t size) {
   if (size > (uint64_t)INT64_MAX) return -EFBIG;

@@ -17,7 +17,17 @@
 
 #include "../internal.h"
 
-int shmx__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns) {
+int shmx__wake_open(uint64_t session_id, int create, unsigned mode, void **obj) {
+  (void)session_id, (void)create, (void)mode;
+  *obj = NULL; /* the futex is the wake word itself */
+  return 0;
+}
+
+void shmx__wake_close(void *obj) { (void)obj; }
+
+int shmx__futex_wait(void *obj, _Atomic uint32_t *addr, uint32_t val,
+                     int64_t timeout_ns) {
+  (void)obj;
   struct timespec ts, *tp = NULL;
   if (timeout_ns >= 0) {
     ts.tv_sec = (time_t)(timeout_ns / 1000000000);
@@ -33,8 +43,9 @@ int shmx__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns) {
   return -errno;
 }
 
-void shmx__futex_wake(_Atomic uint32_t *addr, int n) {
-  syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
+void shmx__futex_wake(void *obj, _Atomic uint32_t *addr, uint32_t count) {
+  (void)obj, (void)count; /* wake all: a count read earlier may be stale */
+  syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
 int shmx__pid_alive(int32_t pid) {

@@ -19,22 +19,46 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#else
+#include <sys/wait.h>
+#endif
 
 #include "shmx.h"
 
-static int harness_failed, harness_passed, harness_cur_failed;
+static int harness_failed, harness_passed, harness_skipped, harness_cur_failed,
+    harness_cur_skipped;
 static const char *harness_cur = "";
+
+/* A test that needs something this system lacks says so and is counted as
+ * skipped (never silently passed): SKIP("needs fork()"). */
+#define SKIP(why)                                                              \
+  do {                                                                         \
+    printf("skip - %s: %s\n", harness_cur, why);                               \
+    harness_cur_skipped = 1;                                                   \
+    return;                                                                    \
+  } while (0)
+#ifdef _WIN32
+#define SKIP_WITHOUT_FORK() SKIP("forks child processes (POSIX only); "        \
+                                 "tests/win covers processes on Windows")
+#else
+#define SKIP_WITHOUT_FORK() ((void)0)
+#endif
 
 #define TEST(name) static void test_##name(void)
 #define RUN(name)                                                              \
   do {                                                                         \
     harness_cur = #name;                                                       \
     harness_cur_failed = 0;                                                    \
+    harness_cur_skipped = 0;                                                   \
     test_##name();                                                             \
-    if (harness_cur_failed) {                                                  \
+    if (harness_cur_skipped) {                                                 \
+      harness_skipped++;                                                       \
+    } else if (harness_cur_failed) {                                           \
       harness_failed++;                                                        \
       printf("not ok - %s\n", #name);                                          \
     } else {                                                                   \
@@ -47,7 +71,8 @@ static const char *harness_cur = "";
 static inline void harness_cleanup(void);
 static inline int harness_done(void) {
   harness_cleanup();
-  printf("%d passed, %d failed\n", harness_passed, harness_failed);
+  printf("%d passed, %d failed, %d skipped\n", harness_passed, harness_failed,
+         harness_skipped);
   return harness_failed ? 1 : 0;
 }
 
@@ -114,15 +139,33 @@ static char harness_names[256][96];
 static int harness_n_names;
 static pid_t harness_owner_pid;
 
+/* The directory holding channel files: /dev/shm, or on Windows %SHMX_DIR%
+ * (else %LOCALAPPDATA%\shmx), as the library computes it. */
+static inline const char *harness_shm_dir(void) {
+#ifdef _WIN32
+  static char d[512];
+  const char *e = getenv("SHMX_DIR");
+  if (e && *e) snprintf(d, sizeof d, "%s", e);
+  else snprintf(d, sizeof d, "%s\\shmx", getenv("LOCALAPPDATA") ? getenv("LOCALAPPDATA") : ".");
+  return d;
+#else
+  return "/dev/shm";
+#endif
+}
+/* Path of channel name's segment file (lock=0) or lock file (lock=1). */
+static inline const char *harness_chan_path(const char *name, int lock, char *buf,
+                                            size_t cap) {
+  snprintf(buf, cap, "%s/%s%s%.96s%s", harness_shm_dir(), lock ? "." : "",
+           SHMX_SEGMENT_PREFIX, name, lock ? ".lock" : "");
+  return buf;
+}
+
 static inline void harness_cleanup(void) {
   if (getpid() != harness_owner_pid) return; /* forked children: not theirs */
   for (int i = 0; i < harness_n_names; i++) {
-    char p[160];
-    snprintf(p, sizeof p, "/dev/shm/%s%.96s", SHMX_SEGMENT_PREFIX, harness_names[i]);
-    unlink(p);
-    snprintf(p, sizeof p, "/dev/shm/.%s%.96s.lock", SHMX_SEGMENT_PREFIX,
-             harness_names[i]); /* the channel's lock file */
-    unlink(p);
+    char p[700];
+    unlink(harness_chan_path(harness_names[i], 0, p, sizeof p));
+    unlink(harness_chan_path(harness_names[i], 1, p, sizeof p));
   }
   harness_n_names = 0;
 }
@@ -155,6 +198,7 @@ static inline uint64_t harness_now_ms(void) {
     _ok;                                                                       \
   })
 
+#ifndef _WIN32
 /* Fork a child that runs fn(arg) and _exit()s with its return value. */
 static inline pid_t harness_spawn(int (*fn)(void *), void *arg) {
   fflush(stdout);
@@ -187,5 +231,7 @@ static inline int harness_wait(pid_t pid, unsigned ms) {
     usleep(1000);
   }
 }
+
+#endif /* !_WIN32 */
 
 #endif /* SHMX_HARNESS_H */

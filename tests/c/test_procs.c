@@ -289,7 +289,7 @@ static int legacy_waiter_child(void *arg) {
   atomic_store(&r->waiting, 1);
   uint32_t w = atomic_load(&h->wake_word);
   uint64_t t0 = shmx_now_ns();
-  if (atomic_load(&h->frame_seq) == 0) shmx__futex_wait(&h->wake_word, w, 20000000000ll);
+  if (atomic_load(&h->frame_seq) == 0) shmx__futex_wait(NULL, &h->wake_word, w, 20000000000ll);
   if (die) pause();
   if (atomic_exchange(&r->waiting, 0)) atomic_fetch_sub(&h->waiters, 1);
   int slow = shmx_now_ns() - t0 > 15000000000ull; /* woken by the timeout */
