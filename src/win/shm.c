@@ -1,15 +1,22 @@
 /*
- * win/shm.c -- channel files, mappings and byte locks on Win32 (the POSIX
- * twin is posix/shm.c; docs/design.md, "Windows", says why this mapping).
+ * win/shm.c -- channel files, segment memory and byte locks on Win32 (the
+ * POSIX twin is posix/shm.c; docs/design.md, "Windows", says why).
  *
- * A channel's segment and lock file are ordinary files in one directory
+ * A channel's segment file and lock file are small files in one directory
  * (shmx__shm_dir(): %SHMX_DIR%, else %LOCALAPPDATA%\shmx), opened with every
- * share mode (so a producer can unlink a stale name that readers still
- * hold) and FILE_FLAG_OPEN_REPARSE_POINT (a link planted under a channel's
- * name is opened as itself and refused, never followed). Segments are
- * mapped with CreateFileMapping over the file: the same bytes, offsets and
- * 64 KiB-aligned frame area as on Linux. Liveness is a LockFileEx byte lock,
- * which the system drops when its process dies, like an OFD lock.
+ * share mode and FILE_FLAG_OPEN_REPARSE_POINT (a link planted under a
+ * channel's name is opened as itself and refused, never followed). They
+ * are the channel's name, listing and liveness, exactly as on POSIX: the
+ * producer's LockFileEx byte on the segment file, readers' bytes and the
+ * name lock on the lock file; the system drops them when a process dies.
+ *
+ * The segment's memory is not the file (Windows cannot delete a file while
+ * it is mapped, and writes mapped pages back to disk): it is a section
+ * backed by the paging file, named "Local\shmx.seg.<random>", created by the
+ * producer when it sizes the segment (shmx__fd_truncate) and named in a
+ * record at the start of the segment file. Readers map it by that name; the
+ * same bytes, offsets and 64 KiB-aligned frame area as on Linux. A section
+ * never shrinks, so the truncation posix/guard.c survives cannot happen.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -276,16 +283,15 @@ int shmx__shm_stat(const char *file, shmx__fid *id) {
   return rc;
 }
 
-/* FILE_DISPOSITION_INFO_EX (Windows 10 1709+), spelled out for older
- * headers. POSIX semantics remove the name at once even while readers hold
- * the file open, so a producer can reuse the name of a stale channel. */
-typedef struct {
-  DWORD Flags;
-} shmx__disposition_ex;
-#define SHMX__DISP_DELETE 0x1
-#define SHMX__DISP_POSIX 0x2
-#define SHMX__FileDispositionInfoEx ((FILE_INFO_BY_HANDLE_CLASS)21)
-
+/*
+ * Unlink: the name must be free at once, even while readers hold the file
+ * open (a producer re-creating a stale channel needs it). A plain delete
+ * only marks the file "delete pending" until its last handle closes, and
+ * the name stays taken meanwhile; POSIX-semantics delete (Windows 10 1709+)
+ * is not everywhere (not in Wine 8). So: rename the open file to a unique
+ * hidden name in the same directory, which frees the name, then mark it
+ * for deletion; it goes away with the last handle.
+ */
 int shmx__shm_unlink(const char *file) {
   wchar_t *path = path_of(file);
   if (!path) return SHMX_E_NAME;
@@ -296,24 +302,130 @@ int shmx__shm_unlink(const char *file) {
   DWORD e = GetLastError();
   free(path);
   if (h == INVALID_HANDLE_VALUE) return shmx__win_errno(e);
-  shmx__disposition_ex dx = {SHMX__DISP_DELETE | SHMX__DISP_POSIX};
-  BOOL ok = SetFileInformationByHandle(h, SHMX__FileDispositionInfoEx, &dx, sizeof dx);
-  if (!ok) { /* older systems: delete when the last handle closes */
-    FILE_DISPOSITION_INFO d = {TRUE};
-    ok = SetFileInformationByHandle(h, FileDispositionInfo, &d, sizeof d);
+  char gone[64];
+  snprintf(gone, sizeof gone, ".shmx-gone.%016llx", (unsigned long long)shmx__random64());
+  wchar_t *to = path_of(gone);
+  if (to) {
+    size_t n = wcslen(to);
+    size_t bytes = sizeof(FILE_RENAME_INFO) + (n + 1) * sizeof(wchar_t);
+    FILE_RENAME_INFO *ri = calloc(1, bytes);
+    if (ri) {
+      ri->ReplaceIfExists = FALSE;
+      ri->RootDirectory = NULL;
+      ri->FileNameLength = (DWORD)(n * sizeof(wchar_t));
+      memcpy(ri->FileName, to, (n + 1) * sizeof(wchar_t));
+      SetFileInformationByHandle(h, FileRenameInfo, ri, (DWORD)bytes);
+      free(ri); /* if the rename failed, the delete below still runs */
+    }
+    free(to);
   }
+  FILE_DISPOSITION_INFO d = {TRUE};
+  BOOL ok = SetFileInformationByHandle(h, FileDispositionInfo, &d, sizeof d);
   e = GetLastError();
   CloseHandle(h);
   return ok ? 0 : shmx__win_errno(e);
 }
 
+/* ---- the section behind a segment file ---------------------------------- */
+
+/* The record at offset 0 of a segment file. Read-only users read it; a
+ * writer who changes it can only point readers at memory of the same or
+ * less trust than the segment they may scribble on anyway, and every view
+ * is bounded by the section's real size. */
+typedef struct {
+  char magic[8]; /* "shmxsec1" */
+  uint64_t size; /* bytes of the section */
+  wchar_t name[40];
+} seg_rec;
+#define REC_MAGIC "shmxsec1"
+
+/* Sections this process created, kept open while their file is (the
+ * producer's), and the mode chmod gave the file (the section gets it). */
+static SRWLOCK tab_lock = SRWLOCK_INIT;
+static struct {
+  int fd;
+  unsigned mode;
+  HANDLE sec;
+} tab[64];
+
+static int tab_find(int fd) {
+  for (int i = 0; i < 64; i++)
+    if (tab[i].sec && tab[i].fd == fd) return i;
+  return -1;
+}
+
+static int read_rec(HANDLE h, seg_rec *r) {
+  OVERLAPPED ov;
+  memset(&ov, 0, sizeof ov);
+  DWORD n = 0;
+  if (!ReadFile(h, r, sizeof *r, &n, &ov)) {
+    DWORD e = GetLastError();
+    return e == ERROR_HANDLE_EOF ? 0 : shmx__win_errno(e);
+  }
+  if (n != sizeof *r || memcmp(r->magic, REC_MAGIC, 8) != 0) return 0;
+  r->name[39] = 0;
+  return 1;
+}
+
+/* Open the section the file names (access: FILE_MAP_*). 0, or -errno;
+ * -ENOENT while the producer has not sized it yet. */
+static int open_sec(int fd, DWORD access, HANDLE *sec, uint64_t *size) {
+  AcquireSRWLockShared(&tab_lock);
+  int i = tab_find(fd);
+  HANDLE mine = NULL;
+  if (i >= 0 && DuplicateHandle(GetCurrentProcess(), tab[i].sec, GetCurrentProcess(),
+                                &mine, 0, FALSE, DUPLICATE_SAME_ACCESS) == 0)
+    mine = NULL;
+  ReleaseSRWLockShared(&tab_lock);
+  seg_rec r;
+  int rc = read_rec(shmx__h(fd), &r);
+  if (rc < 0) {
+    if (mine) CloseHandle(mine);
+    return rc;
+  }
+  if (rc == 0) {
+    if (mine) CloseHandle(mine);
+    return -ENOENT;
+  }
+  *size = r.size;
+  if (mine) {
+    *sec = mine;
+    return 0;
+  }
+  HANDLE h = OpenFileMappingW(access, FALSE, r.name);
+  if (!h) return shmx__win_errno(GetLastError());
+  *sec = h;
+  return 0;
+}
+
 int shmx__fd_stat(int fd, shmx__fid *id) { return fill(shmx__h(fd), id); }
 
 int shmx__fd_size(int fd, uint64_t *size) {
-  LARGE_INTEGER n;
-  if (!GetFileSizeEx(shmx__h(fd), &n)) return shmx__win_errno(GetLastError());
-  *size = n.QuadPart < 0 ? 0 : (uint64_t)n.QuadPart;
+  seg_rec r;
+  int rc = read_rec(shmx__h(fd), &r);
+  if (rc < 0) return rc;
+  *size = rc ? r.size : 0; /* no record yet: an empty segment */
   return 0;
+}
+
+int64_t shmx__fd_pread(int fd, void *dst, uint64_t len, uint64_t off) {
+  HANDLE sec;
+  uint64_t size;
+  int rc = open_sec(fd, FILE_MAP_READ, &sec, &size);
+  if (rc == -ENOENT) return 0; /* nothing there yet */
+  if (rc) return rc;
+  if (off >= size || len == 0) {
+    CloseHandle(sec);
+    return 0;
+  }
+  if (len > size - off) len = size - off;
+  void *p = MapViewOfFile(sec, FILE_MAP_READ, 0, 0, (SIZE_T)(off + len));
+  DWORD e = GetLastError();
+  CloseHandle(sec);
+  if (!p) return shmx__win_errno(e);
+  memcpy(dst, (const uint8_t *)p + off, (size_t)len);
+  UnmapViewOfFile(p);
+  return (int64_t)len;
 }
 
 int shmx__fd_chmod(int fd, unsigned mode) {
@@ -327,7 +439,17 @@ int shmx__fd_chmod(int fd, unsigned mode) {
                         DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
                         NULL, NULL, dacl, NULL);
   LocalFree(sd);
-  return r == ERROR_SUCCESS ? 0 : shmx__win_errno(r);
+  if (r != ERROR_SUCCESS) return shmx__win_errno(r);
+  /* Remember it for the section (a slot without a section yet). */
+  AcquireSRWLockExclusive(&tab_lock);
+  for (int i = 0; i < 64; i++)
+    if (!tab[i].sec && (tab[i].fd == fd || tab[i].fd == 0)) {
+      tab[i].fd = fd;
+      tab[i].mode = mode;
+      break;
+    }
+  ReleaseSRWLockExclusive(&tab_lock);
+  return 0;
 }
 
 /* Only POSIX root gives files away; never called here (euid is not 0). */
@@ -338,42 +460,71 @@ int shmx__fd_chown(int fd, uint32_t uid) {
 
 uint32_t shmx__euid(void) { return 1000; }
 
-int64_t shmx__fd_pread(int fd, void *dst, uint64_t len, uint64_t off) {
-  uint64_t done = 0;
-  while (done < len) {
-    uint64_t at = off + done;
-    DWORD chunk = len - done > (1u << 30) ? (1u << 30) : (DWORD)(len - done);
-    OVERLAPPED ov;
-    memset(&ov, 0, sizeof ov);
-    ov.Offset = (DWORD)at;
-    ov.OffsetHigh = (DWORD)(at >> 32);
-    DWORD n = 0;
-    if (!ReadFile(shmx__h(fd), (char *)dst + done, chunk, &n, &ov)) {
-      DWORD e = GetLastError();
-      if (e == ERROR_HANDLE_EOF) break;
-      return shmx__win_errno(e);
-    }
-    if (n == 0) break;
-    done += n;
-  }
-  return (int64_t)done;
-}
-
+/* The producer sizes its new segment: create the section (a fresh random
+ * name; one that exists is someone else's) and record it in the file. */
 int shmx__fd_truncate(int fd, uint64_t size) {
-  if (size > (uint64_t)INT64_MAX) return -EFBIG;
-  FILE_END_OF_FILE_INFO e;
-  e.EndOfFile.QuadPart = (LONGLONG)size;
-  if (!SetFileInformationByHandle(shmx__h(fd), FileEndOfFileInfo, &e, sizeof e))
-    return shmx__win_errno(GetLastError());
+  if (size == 0 || size > (uint64_t)INT64_MAX) return -EFBIG;
+  unsigned mode = 0600;
+  AcquireSRWLockExclusive(&tab_lock);
+  int slot = -1;
+  for (int i = 0; i < 64 && slot < 0; i++)
+    if (!tab[i].sec && tab[i].fd == fd) slot = i;
+  for (int i = 0; i < 64 && slot < 0; i++)
+    if (!tab[i].sec && tab[i].fd == 0) slot = i;
+  if (slot >= 0) {
+    mode = tab[slot].fd == fd && tab[slot].mode ? tab[slot].mode : 0600;
+    tab[slot].fd = fd;
+    tab[slot].mode = mode;
+  }
+  ReleaseSRWLockExclusive(&tab_lock);
+  if (slot < 0) return -EMFILE; /* 64 producers in one process */
+  seg_rec r;
+  memset(&r, 0, sizeof r);
+  memcpy(r.magic, REC_MAGIC, 8);
+  r.size = size;
+  HANDLE sec = NULL;
+  DWORD e = 0;
+  SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, FALSE};
+  sa.lpSecurityDescriptor = shmx__win_sd(shmx__win_others(
+      mode, SECTION_MAP_READ | SECTION_QUERY, SECTION_MAP_WRITE));
+  for (int tries = 0; tries < 8 && !sec; tries++) {
+    _snwprintf(r.name, 40, L"Local\\shmx.seg.%016llx",
+               (unsigned long long)shmx__random64());
+    sec = CreateFileMappingW(INVALID_HANDLE_VALUE, &sa, PAGE_READWRITE,
+                             (DWORD)(size >> 32), (DWORD)size, r.name);
+    e = GetLastError();
+    if (sec && e == ERROR_ALREADY_EXISTS) {
+      CloseHandle(sec);
+      sec = NULL;
+    }
+  }
+  if (sa.lpSecurityDescriptor) LocalFree(sa.lpSecurityDescriptor);
+  if (!sec) {
+    AcquireSRWLockExclusive(&tab_lock);
+    tab[slot].fd = 0;
+    ReleaseSRWLockExclusive(&tab_lock);
+    return e == ERROR_ALREADY_EXISTS ? -EEXIST : shmx__win_errno(e);
+  }
+  OVERLAPPED ov;
+  memset(&ov, 0, sizeof ov);
+  DWORD n = 0;
+  if (!WriteFile(shmx__h(fd), &r, sizeof r, &n, &ov) || n != sizeof r) {
+    e = GetLastError();
+    CloseHandle(sec);
+    AcquireSRWLockExclusive(&tab_lock);
+    tab[slot].fd = 0;
+    ReleaseSRWLockExclusive(&tab_lock);
+    return shmx__win_errno(e);
+  }
+  AcquireSRWLockExclusive(&tab_lock);
+  tab[slot].sec = sec;
+  ReleaseSRWLockExclusive(&tab_lock);
   return 0;
 }
 
-/* Reserve the clusters now so a later write through the mapping cannot
- * fail for want of disk (best effort, like posix_fallocate on tmpfs). */
+/* Paging-file sections commit their size at creation: nothing to do. */
 int shmx__fd_allocate(int fd, uint64_t size) {
-  FILE_ALLOCATION_INFO a;
-  a.AllocationSize.QuadPart = (LONGLONG)size;
-  SetFileInformationByHandle(shmx__h(fd), FileAllocationInfo, &a, sizeof a);
+  (void)fd, (void)size;
   return 0;
 }
 
@@ -382,12 +533,16 @@ int shmx__map(int fd, uint64_t off, uint64_t len, int prot, bool populate,
   if (len == 0 || len > (uint64_t)SIZE_MAX || off > (uint64_t)INT64_MAX)
     return -EINVAL;
   int w = (prot & 2) != 0;
-  /* Size 0: the file's size, which the view must lie within. */
-  HANDLE sec = CreateFileMappingW(shmx__h(fd), NULL, w ? PAGE_READWRITE : PAGE_READONLY,
-                                  0, 0, NULL);
-  if (!sec) return shmx__win_errno(GetLastError());
-  void *p = MapViewOfFile(sec, w ? FILE_MAP_READ | FILE_MAP_WRITE : FILE_MAP_READ,
-                          (DWORD)(off >> 32), (DWORD)off, (SIZE_T)len);
+  DWORD access = w ? FILE_MAP_READ | FILE_MAP_WRITE : FILE_MAP_READ;
+  HANDLE sec;
+  uint64_t size;
+  int rc = open_sec(fd, access, &sec, &size);
+  if (rc) return rc;
+  if (!shmx__range_ok(off, len, size)) {
+    CloseHandle(sec);
+    return -EINVAL;
+  }
+  void *p = MapViewOfFile(sec, access, (DWORD)(off >> 32), (DWORD)off, (SIZE_T)len);
   DWORD e = GetLastError();
   CloseHandle(sec); /* the view keeps the section */
   if (!p) return shmx__win_errno(e);
@@ -407,6 +562,14 @@ void shmx__unmap(void *p, uint64_t len) {
 void shmx__close(int fd) {
   if (fd >= 0) {
     int e = errno;
+    AcquireSRWLockExclusive(&tab_lock);
+    for (int i = 0; i < 64; i++)
+      if (tab[i].fd == fd) {
+        if (tab[i].sec) CloseHandle(tab[i].sec);
+        tab[i].sec = NULL;
+        tab[i].fd = 0;
+      }
+    ReleaseSRWLockExclusive(&tab_lock);
     CloseHandle(shmx__h(fd));
     errno = e;
   }

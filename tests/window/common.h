@@ -13,7 +13,7 @@
 #include "harness.h"
 
 #define MAX_TMP 64
-static char tmp_paths[MAX_TMP][64];
+static char tmp_paths[MAX_TMP][300];
 static int n_tmp;
 
 static void tmp_cleanup(void) {
@@ -33,8 +33,15 @@ static inline const char *tmp_file(size_t size, uint8_t **data) {
   if (n_tmp == 0) atexit(tmp_cleanup);
   if (n_tmp >= MAX_TMP) abort();
   char *p = tmp_paths[n_tmp];
-  snprintf(p, 64, "/tmp/shmx-wtest-%d-XXXXXX", (int)getpid());
+#ifdef _WIN32
+  const char *tmp = getenv("TEMP") ? getenv("TEMP") : ".";
+  snprintf(p, 300, "%s\\shmx-wtest-%d-XXXXXX", tmp, (int)getpid());
   int fd = mkstemp(p);
+  if (fd >= 0) _setmode(fd, _O_BINARY);
+#else
+  snprintf(p, 300, "/tmp/shmx-wtest-%d-XXXXXX", (int)getpid());
+  int fd = mkstemp(p);
+#endif
   if (fd < 0) abort();
   n_tmp++;
   uint8_t *d = malloc(size ? size : 1);

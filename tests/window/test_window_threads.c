@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#ifndef _WIN32
 #include <sys/wait.h>
+#endif
 #include <unistd.h>
 
 #include "common.h"
@@ -122,6 +124,7 @@ TEST(static_whole_files) {
  * child must map and read through the same manager at once (before, 11 of 40
  * children hung on a mutex a thread held at fork time). Each child has a
  * deadline; a hung one is killed and counted. */
+#ifndef _WIN32
 static atomic_int stop_forkers;
 static void *forker_worker(void *arg) {
   uint64_t s = (uint64_t)(uintptr_t)arg + 7;
@@ -135,8 +138,11 @@ static void *forker_worker(void *arg) {
   shmx_wc_close(c);
   return NULL;
 }
+#endif
 
 TEST(fork_with_threads_running) {
+  SKIP_WITHOUT_FORK();
+#ifndef _WIN32
   uint64_t G = shmx_wm_granularity();
   shmx_wm_config cfg;
   shmx_wm_config_init(&cfg, SHMX_WM_SLIDING);
@@ -174,10 +180,11 @@ TEST(fork_with_threads_running) {
   CHECK_EQ(hung, 0);
   CHECK_EQ(bad, 0);
   shmx_wm_destroy(wm);
+#endif
 }
 
 int main(void) {
-  fsize = 1024 * 1024 + 333;
+  fsize = 256 * shmx_wm_granularity() + 333; /* 1 MiB with 4 KiB pages */
   for (int i = 0; i < NFILES; i++) paths[i] = tmp_file(fsize, &datas[i]);
   RUN(sliding_small_windows);
   RUN(static_whole_files);
