@@ -777,6 +777,9 @@ int shmx_client_fd(shmx_client *cl) {
                      "does not ring event fds (2.1 and later do)",
                      cl->seg.name, cl->seg.format_minor);
   int fd = shmx__notify_open(cl->seg.fd);
+  if (fd == -ENOSYS)
+    return shmx__err(fd, "channel '%s': event fds are POSIX descriptors; on this "
+                     "system wait with shmx_client_wait", cl->seg.name);
   if (fd == -EMFILE)
     return shmx__err(fd, "channel '%s': event fd: this process is out of descriptors, "
                      "or this user of inotify instances (fs.inotify.max_user_instances)",

@@ -188,6 +188,12 @@ int shmx__seg_attach(const char *name, int mode, shmx__seg *s) {
       /* pread, not a mapping: a file truncated meanwhile reads short here
        * instead of raising SIGBUS. */
       int64_t n = shmx__fd_pread(fd, &h, sizeof h, 0);
+      if (n == -ENOENT && shmx__seg_owner_alive(fd) == 0) {
+        /* Windows: the memory of a dead producer's segment is gone once
+         * nobody maps it; only its file is left. */
+        rc = shmx__err(SHMX_E_DEAD, "channel '%s': its producer is gone", name);
+        goto fail;
+      }
       if (n < 0) { rc = (int)n; goto fail_sys; }
       ready = n == (int64_t)sizeof h && h.state != SHMX__ST_INIT;
     }

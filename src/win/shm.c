@@ -128,7 +128,7 @@ PSECURITY_DESCRIPTOR shmx__win_sd(DWORD others) {
   /* P: protected (nothing inherited from the directory). */
   int n = snprintf(sddl, sizeof sddl, "D:P(A;;GA;;;%s)(A;;GA;;;SY)", token_user_str);
   if (others)
-    n += snprintf(sddl + n, sizeof sddl - (size_t)n, "(A;;0x%lx;;;AU)",
+    n += snprintf(sddl + n, sizeof sddl - (size_t)n, "(A;;0x%lx;;;WD)",
                   (unsigned long)others);
   if (n < 0 || (size_t)n >= sizeof sddl) return NULL;
   PSECURITY_DESCRIPTOR sd = NULL;
@@ -412,8 +412,7 @@ int64_t shmx__fd_pread(int fd, void *dst, uint64_t len, uint64_t off) {
   HANDLE sec;
   uint64_t size;
   int rc = open_sec(fd, FILE_MAP_READ, &sec, &size);
-  if (rc == -ENOENT) return 0; /* nothing there yet */
-  if (rc) return rc;
+  if (rc) return rc; /* -ENOENT: no section (not sized yet, or gone) */
   if (off >= size || len == 0) {
     CloseHandle(sec);
     return 0;
@@ -434,10 +433,16 @@ int shmx__fd_chmod(int fd, unsigned mode) {
   BOOL present = FALSE, dflt = FALSE;
   PACL dacl = NULL;
   DWORD r = ERROR_INVALID_PARAMETER;
-  if (GetSecurityDescriptorDacl(sd, &present, &dacl, &dflt) && present)
-    r = SetSecurityInfo(shmx__h(fd), SE_FILE_OBJECT,
+  /* The descriptor may lack WRITE_DAC (another process of ours created the
+   * file): a second handle asks for it, which the owner always gets. */
+  HANDLE h = ReOpenFile(shmx__h(fd), READ_CONTROL | WRITE_DAC,
+                        FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, 0);
+  if (h == INVALID_HANDLE_VALUE) r = GetLastError();
+  else if (GetSecurityDescriptorDacl(sd, &present, &dacl, &dflt) && present)
+    r = SetSecurityInfo(h, SE_FILE_OBJECT,
                         DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
                         NULL, NULL, dacl, NULL);
+  if (h != INVALID_HANDLE_VALUE) CloseHandle(h);
   LocalFree(sd);
   if (r != ERROR_SUCCESS) return shmx__win_errno(r);
   /* Remember it for the section (a slot without a section yet). */

@@ -26,7 +26,7 @@ int shmx__win_errno(DWORD e);
 wchar_t *shmx__win_wide(const char *utf8);
 /* A security descriptor for a new object: full access for the current
  * user and SYSTEM, plus `others` (an access mask, 0 for none) for
- * Authenticated Users. LocalFree() it. NULL on failure (then the object
+ * Everyone (the POSIX "others"). LocalFree() it. NULL on failure (then the object
  * takes its container's default). */
 PSECURITY_DESCRIPTOR shmx__win_sd(DWORD others);
 /* The access to grant other users for a POSIX mode's group/other bits:

@@ -13,8 +13,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
+#ifndef _WIN32
+#include <sys/mman.h>
+#endif
 
 #include "harness.h"
 
@@ -170,6 +172,7 @@ static inline const char *rel_frame_bad(const shmx_frame *fr, uint64_t big) {
 
 /* ---- shared pages for child results --------------------------------------------- */
 
+#ifndef _WIN32 /* (no child processes on Windows: see tests/win) */
 static inline void *rel_shared(size_t n) {
   void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                  -1, 0);
@@ -180,6 +183,7 @@ static inline void *rel_shared(size_t n) {
   memset(p, 0, n);
   return p;
 }
+#endif
 
 /* ---- /dev/shm cleanup -------------------------------------------------------------- */
 
@@ -191,13 +195,9 @@ static inline void rel_cleanup_all(void) {
   if (getpid() != rel_main_pid) return;
   for (int i = 0; i < rel_n_names; i++) {
     (void)shmx_channel_remove(rel_names[i], 1);
-    char path[160];
-    snprintf(path, sizeof path, "/dev/shm/%s%.96s", SHMX_SEGMENT_PREFIX,
-             rel_names[i]);
-    (void)unlink(path);
-    snprintf(path, sizeof path, "/dev/shm/.%s%.96s.lock", SHMX_SEGMENT_PREFIX,
-             rel_names[i]);
-    (void)unlink(path);
+    char path[700];
+    (void)unlink(harness_chan_path(rel_names[i], 0, path, sizeof path));
+    (void)unlink(harness_chan_path(rel_names[i], 1, path, sizeof path));
   }
   rel_n_names = 0;
 }
@@ -214,11 +214,11 @@ static inline const char *rel_name(const char *tag) {
 }
 
 static inline int rel_seg_exists(const char *name) {
-  char path[160];
-  snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, name);
-  return access(path, F_OK) == 0;
+  char path[700];
+  return access(harness_chan_path(name, 0, path, sizeof path), F_OK) == 0;
 }
 
+#ifndef _WIN32
 /* Kill and reap a child that may still run (no-op for pid <= 0). */
 static inline void rel_kill_reap(pid_t pid) {
   if (pid <= 0) return;
@@ -227,6 +227,7 @@ static inline void rel_kill_reap(pid_t pid) {
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
 }
+#endif
 
 static inline void rel_sleep_us(uint64_t us) {
   struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
