@@ -18,6 +18,7 @@ FUZZ_SECONDS ?= 20
 
 .PHONY: all build demo test deps sys-deps test-users test-c test-install test-asan test-tsan test-python \
         test-python-nodictver test-python-asan test-python-tsan test-fuzz fuzz-deps bench bench-record \
+        test-windows bench-windows \
         clean py
 
 all: build
@@ -62,7 +63,7 @@ bench-record: build
 
 # ---- tests ----------------------------------------------------------------
 test: test-c test-install test-asan test-tsan test-python test-python-nodictver test-python-asan \
-      test-python-tsan test-fuzz
+      test-python-tsan test-fuzz test-windows
 	@echo "make test: all suites passed"
 
 # Two unprivileged accounts for the other-user tests (tests/reliability/
@@ -74,6 +75,13 @@ test-users:
 
 test-c: build test-users
 	$(MESON) test -C $(BUILD) --print-errorlogs --num-processes $(JOBS)
+
+# Windows (issue 14): cross-build with mingw-w64 and run the C suites, the
+# Linux/Windows segment comparison and the CLI smoke tests under Wine
+# (installs both from Debian if missing). See tests/win/run.sh.
+WIN_BUILD := build-win
+test-windows: build
+	bash tests/win/run.sh $(MESON) $(BUILD) $(WIN_BUILD)
 
 # Install into a staging dir; build and run examples/quickstart.c via pkg-config.
 test-install: build
