@@ -577,6 +577,10 @@ SHMX_API int shmx_inspector_slots(shmx_inspector *in, shmx_slot_info *out,
 
 /* ---- Channel listing and removal --------------------------------------- */
 
+/* The directory that holds channel files (segment SHMX_SEGMENT_PREFIX NAME
+ * and its lock file): "/dev/shm" on Linux; on Windows %SHMX_DIR% if set,
+ * else %LOCALAPPDATA%\shmx (created on first use). Static string. */
+SHMX_API const char *shmx_channel_dir(void);
 /* Call fn(name, arg) for every segment with the shmx prefix (valid names
  * only). Stops early and returns fn's value if it returns non-zero. */
 SHMX_API int shmx_channel_list(int (*fn)(const char *name, void *arg),

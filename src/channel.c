@@ -10,6 +10,8 @@
 #include "owner.h"
 #include "segment.h"
 
+const char *shmx_channel_dir(void) { return shmx__shm_dir(); }
+
 int shmx_channel_list(int (*fn)(const char *name, void *arg), void *arg) {
   if (!fn) return shmx__err(SHMX_E_ARG, "callback is NULL");
   DIR *d = opendir(shmx__shm_dir());

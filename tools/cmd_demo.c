@@ -1,23 +1,20 @@
 /*
- * cmd_demo.c -- `shmx demo`: the orchestrator. It fork+execs itself as one
+ * cmd_demo.c -- `shmx demo`: the orchestrator. It starts itself as one
  * producer (`demo --publish`) and a few readers (`demo --read`), each in its
  * own process, collects their reports through pipes and shows them live
  * (in place on a terminal, periodic plain lines otherwise). Bounded in time:
  * the producer stops after --duration, readers stop when the channel closes,
  * and anything still running 5 s later is killed. Nothing is left in
- * /dev/shm.
+ * the channel directory. Processes and pipes: os.h.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "demo.h"
+#include "os.h"
 #include "util.h"
 
 static const char demo_usage[] =
@@ -30,7 +27,7 @@ static const char demo_usage[] =
     "(positions float32 x3, velocities float32 x3, ids uint32) every frame;\n"
     "readers in separate processes verify every byte they receive. Shows\n"
     "frames/s, MB/s, lag, latency and drops live, then exits 0 and leaves\n"
-    "nothing in /dev/shm. Ctrl-C stops early.\n"
+    "no channel behind. Ctrl-C stops early.\n"
     "\n"
     "Options:\n"
     "  -d, --duration S   run for S seconds (default 10; 0 = until Ctrl-C)\n"
@@ -57,7 +54,8 @@ enum { OPT_SLOW = 1000, OPT_PARTICLES, OPT_CRC, OPT_REPORT_FD };
 typedef struct child {
   const char *label;
   int mode;
-  pid_t pid;
+  os_child proc;
+  int pid;
   int fd;            /* read end of its report pipe, -1 when closed */
   int exited, code;  /* code: exit status, 128+sig if killed */
   demo_report last, shown; /* newest report, and the one at the last render */
@@ -69,62 +67,28 @@ typedef struct child {
 } child;
 
 static volatile sig_atomic_t orch_stop;
-static void orch_on_signal(int sig) {
-  (void)sig;
-  orch_stop = 1;
-}
 
-/* fork + exec this program with args; the child's report pipe is wfd. */
-static pid_t spawn_self(char *const args[], int wfd) {
-  pid_t pid = fork();
-  if (pid != 0) return pid; /* parent, or -1 */
-  int fl = fcntl(wfd, F_GETFD);
-  if (fl >= 0) fcntl(wfd, F_SETFD, fl & ~FD_CLOEXEC);
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  execv("/proc/self/exe", args);
-  _exit(127);
-}
-
+/* Start this program with `demo ARGS --quiet --report-fd N`. */
 static int start_child(child *c, const char *self_args[], int n_args) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return -errno;
-  fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
-  char fdarg[16];
-  snprintf(fdarg, sizeof fdarg, "%d", p[1]);
-  char *args[24];
+  const char *args[24];
   int k = 0;
-  args[k++] = (char *)"shmx";
-  args[k++] = (char *)"demo";
-  for (int i = 0; i < n_args && k < 20; i++) args[k++] = (char *)self_args[i];
-  args[k++] = (char *)"--report-fd";
-  args[k++] = fdarg;
-  args[k++] = (char *)"--quiet";
-  args[k] = NULL;
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = spawn_self(args, p[1]);
-  int e = errno;
-  close(p[1]);
-  if (pid < 0) {
-    close(p[0]);
-    return -e;
-  }
-  c->pid = pid;
-  c->fd = p[0];
+  args[k++] = "demo";
+  for (int i = 0; i < n_args && k < 20; i++) args[k++] = self_args[i];
+  args[k++] = "--quiet";
+  int rc = os_spawn_self(args, k, &c->proc, &c->fd);
+  if (rc < 0) return rc;
+  c->pid = c->proc.pid;
   return 0;
 }
 
 /* Read whatever reports are waiting on c->fd. */
 static void drain(child *c) {
   for (;;) {
-    ssize_t n = read(c->fd, c->buf + c->buf_len, sizeof c->buf - c->buf_len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-        close(c->fd);
-        c->fd = -1;
-      }
+    int n = os_read(c->fd, c->buf + c->buf_len, sizeof c->buf - c->buf_len);
+    if (n == -1) return; /* nothing more yet */
+    if (n <= 0) {        /* end of file or an error */
+      os_close(c->fd);
+      c->fd = -1;
       return;
     }
     c->buf_len += (size_t)n;
@@ -143,15 +107,11 @@ static void drain(child *c) {
 }
 
 static void reap(child *c) {
-  if (c->pid <= 0 || c->exited) return;
-  int st;
-  pid_t r = waitpid(c->pid, &st, WNOHANG);
-  if (r == c->pid) {
+  if (c->exited) return;
+  int code = os_child_status(&c->proc);
+  if (code >= 0) {
     c->exited = 1;
-    c->code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  } else if (r < 0 && errno == ECHILD) {
-    c->exited = 1;
-    c->code = 127;
+    c->code = code;
   }
 }
 
@@ -182,9 +142,9 @@ static double rate(const demo_report *r, const demo_report *s, uint64_t a,
 static void render(view *v, child *cs, int n, int final) {
   double now = cli_now_s();
   double el = now - v->t0;
-  char *screen = NULL;
+  char *screen;
   size_t screen_len = 0;
-  FILE *o = v->tty ? open_memstream(&screen, &screen_len) : NULL;
+  FILE *o = v->tty ? os_memstream() : NULL;
   if (!o) o = stdout;
   const char *b = v->tty ? "\033[1m" : "", *off = v->tty ? "\033[0m" : "",
              *dim = v->tty ? "\033[2m" : "", *red = v->tty ? "\033[31m" : "",
@@ -262,8 +222,8 @@ static void render(view *v, child *cs, int n, int final) {
     }
   }
   if (o != stdout) {
-    fclose(o);
-    cli_write_fitted(stdout, screen, screen_len, cli_term_cols(STDOUT_FILENO));
+    screen = os_memstream_done(o, &screen_len);
+    if (screen) cli_write_fitted(stdout, screen, screen_len, cli_term_cols(1));
     free(screen);
   }
   fflush(stdout);
@@ -277,7 +237,7 @@ static void render(view *v, child *cs, int n, int final) {
 
 static int run_orchestrator(const demo_opts *o, uint32_t n_readers) {
   char name[64];
-  snprintf(name, sizeof name, "demo.%d", (int)getpid());
+  snprintf(name, sizeof name, "demo.%d", os_getpid());
   child cs[1 + DEMO_MAX_READERS];
   memset(cs, 0, sizeof cs);
   int n = 0;
@@ -285,14 +245,7 @@ static int run_orchestrator(const demo_opts *o, uint32_t n_readers) {
                                        "reader slow"};
   static const char *const modes[] = {"every", "latest", "slow"};
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = orch_on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  os_on_stop(&orch_stop);
 
   char dur[32], fps[32], parts[32], slow[32], rdur[32];
   snprintf(dur, sizeof dur, "%g", o->duration);
@@ -302,7 +255,7 @@ static int run_orchestrator(const demo_opts *o, uint32_t n_readers) {
   /* Readers outlive the producer a little: they stop when it closes. */
   snprintf(rdur, sizeof rdur, "%g", o->duration > 0 ? o->duration + 3 : 0);
 
-  view v = {name, isatty(STDOUT_FILENO), cli_now_s(), 0, o->duration, o->fps,
+  view v = {name, os_isatty(1), cli_now_s(), 0, o->duration, o->fps,
             o->particles, 0};
   v.last_render = v.t0;
   if (!o->quiet)
@@ -323,8 +276,8 @@ static int run_orchestrator(const demo_opts *o, uint32_t n_readers) {
   int status = CLI_OK;
   double created_by = cli_now_s() + 10.0;
   while (!cs[0].have && cs[0].fd >= 0 && !orch_stop && cli_now_s() < created_by) {
-    struct pollfd p = {cs[0].fd, POLLIN, 0};
-    if (poll(&p, 1, 100) > 0) drain(&cs[0]);
+    int ready = 0;
+    if (os_wait_readable(&cs[0].fd, 1, 100, &ready) > 0) drain(&cs[0]);
   }
   if (!cs[0].have) {
     cli_error("demo", "channel '%s': the producer did not start", name);
@@ -352,13 +305,11 @@ static int run_orchestrator(const demo_opts *o, uint32_t n_readers) {
   double stop_at = 0;
   int killed = 0;
   for (;;) {
-    struct pollfd pf[1 + DEMO_MAX_READERS];
+    int fds[1 + DEMO_MAX_READERS], ready[1 + DEMO_MAX_READERS];
     int np = 0, idx[1 + DEMO_MAX_READERS];
     for (int i = 0; i < n; i++)
       if (cs[i].fd >= 0) {
-        pf[np].fd = cs[i].fd;
-        pf[np].events = POLLIN;
-        pf[np].revents = 0;
+        fds[np] = cs[i].fd;
         idx[np++] = i;
       }
     int all_done = 1;
@@ -368,10 +319,9 @@ static int run_orchestrator(const demo_opts *o, uint32_t n_readers) {
     }
     if (all_done && np == 0) break;
     if (np > 0) {
-      int pr = poll(pf, (nfds_t)np, 50);
-      if (pr > 0)
+      if (os_wait_readable(fds, np, 50, ready) > 0)
         for (int k = 0; k < np; k++)
-          if (pf[k].revents) drain(&cs[idx[k]]);
+          if (ready[k]) drain(&cs[idx[k]]);
     } else {
       cli_sleep_ns(20000000u, NULL);
     }
@@ -379,12 +329,12 @@ static int run_orchestrator(const demo_opts *o, uint32_t n_readers) {
     if (orch_stop && stop_at == 0) {
       /* Ctrl-C: the producer closes the channel, readers follow. */
       stop_at = now;
-      if (cs[0].pid > 0 && !cs[0].exited) kill(cs[0].pid, SIGTERM);
+      if (!cs[0].exited) os_child_stop(&cs[0].proc, 0);
     }
     if (!killed && ((hard && now > hard) || (stop_at && now > stop_at + 5.0))) {
       killed = 1;
       for (int i = 0; i < n; i++)
-        if (cs[i].pid > 0 && !cs[i].exited) kill(cs[i].pid, SIGKILL);
+        if (!cs[i].exited) os_child_stop(&cs[i].proc, 1);
       cli_error("demo", "channel '%s': processes did not stop in time; killed",
                 name);
       status = CLI_ERR;
@@ -396,7 +346,7 @@ static int run_orchestrator(const demo_opts *o, uint32_t n_readers) {
   if (!o->quiet && v.tty) render(&v, cs, n, 1);
   uint64_t errors = 0, verified = 0;
   for (int i = 0; i < n; i++) {
-    if (cs[i].fd >= 0) close(cs[i].fd);
+    if (cs[i].fd >= 0) os_close(cs[i].fd);
     if (cs[i].code != 0 && !(orch_stop && cs[i].code == 128 + SIGINT)) {
       cli_error("demo", "%s (pid %d) failed (exit %d)", cs[i].label,
                 (int)cs[i].pid, cs[i].code);
@@ -428,11 +378,12 @@ static int run_orchestrator(const demo_opts *o, uint32_t n_readers) {
   if (!o->quiet || status != CLI_OK) {
     printf("shmx demo: %s: %llu frames published in %.1f s (%.1f frames/s, %.1f MB/s); "
            "%llu frames verified by %d readers, %llu errors; channel '%s' removed, "
-           "nothing left in /dev/shm\n",
+           "nothing left in %s\n",
            status == CLI_OK ? "ok" : "FAILED", (unsigned long long)pr->frames, el,
            el > 0 ? (double)pr->frames / el : 0.0,
            el > 0 ? (double)pr->bytes / el / 1e6 : 0.0,
-           (unsigned long long)verified, n - 1, (unsigned long long)errors, name);
+           (unsigned long long)verified, n - 1, (unsigned long long)errors, name,
+           shmx_channel_dir());
   }
   return status;
 }
@@ -490,9 +441,8 @@ int cmd_demo(int argc, char **argv) {
       break;
     case OPT_CRC: o.crc = 1; break;
     case OPT_REPORT_FD:
-      if (cli_parse_u64(optarg, 3, 65535, &u) != 0)
+      if (cli_parse_u64(optarg, 3, UINT32_MAX, &u) != 0 || (o.report_fd = os_report_fd(u)) < 0)
         return cli_usage("demo", "--report-fd: bad fd '%s'", optarg);
-      o.report_fd = (int)u;
       break;
     case 'q': o.quiet = 1; break;
     case 'h': fputs(demo_usage, stdout); return CLI_OK;

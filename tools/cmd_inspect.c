@@ -7,9 +7,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
+#include "os.h"
 #include "util.h"
 
 static const char inspect_usage[] =
@@ -188,7 +188,7 @@ static void print_json(const char *name, const snapshot *s, int all) {
 static void print_text(const char *name, const snapshot *s, int all) {
   const shmx_header_info *h = &s->h;
   char a[32], b[32], c[32], d[32];
-  printf("channel   %s  (/dev/shm/%s%s)\n", name, SHMX_SEGMENT_PREFIX, name);
+  printf("channel   %s  (%s/%s%s)\n", name, shmx_channel_dir(), SHMX_SEGMENT_PREFIX, name);
   printf("status    %s, producer pid %d%s\n", status_name(h), (int)h->owner_pid,
          h->owner_alive == 0 ? " (dead: remove with 'shmx rm')" : "");
   printf("format    %u.%u, session %016" PRIx64 "%s\n", h->version_major,
@@ -297,10 +297,9 @@ int cmd_inspect(int argc, char **argv) {
   const char *name = argv[optind];
   /* A recording: an existing regular file, or a path ending in .mcap or
    * .part (the channel is looked for otherwise; channel names have no '/'). */
-  struct stat rs;
   size_t nl = strlen(name);
-  if ((stat(name, &rs) == 0 && S_ISREG(rs.st_mode) && strchr(name, '/')) ||
-      (nl > 5 && !strcmp(name + nl - 5, ".mcap") && (strchr(name, '/') || stat(name, &rs) == 0)) ||
+  if ((os_is_file(name) && strchr(name, '/')) ||
+      (nl > 5 && !strcmp(name + nl - 5, ".mcap") && (strchr(name, '/') || os_is_file(name))) ||
       (nl > 5 && !strcmp(name + nl - 5, ".part")))
     return cli_inspect_recording(name, json);
   if (shmx_name_check(name) != 0) {

@@ -29,6 +29,8 @@ typedef struct ls_row {
   const char *name;
   int err;                  /* 0, or why the channel cannot be read */
   const char *not_channel;  /* the file is a FIFO, symlink...: not a channel */
+  int gone;                 /* stale, and its memory is gone (Windows: a dead
+                               producer's section goes with its last mapper) */
   shmx_header_info h;
   uint64_t seq0;            /* frame_seq at the first sample */
   double t0, t1;
@@ -67,6 +69,14 @@ static void print_json(ls_row *rows, size_t n) {
     ls_row *r = &rows[i];
     cli_json_obj(&j, NULL);
     cli_json_str(&j, "name", r->name);
+    if (r->gone) {
+      cli_json_str(&j, "status", "STALE");
+      cli_json_bool(&j, "stale", 1);
+      cli_json_bool(&j, "owner_alive", 0);
+      cli_json_str(&j, "memory", "gone");
+      cli_json_end(&j);
+      continue;
+    }
     cli_json_str(&j, "status", r->not_channel ? "not a channel"
                                : r->err   ? "error"
                                           : row_status(r));
@@ -116,6 +126,11 @@ static void print_table(ls_row *rows, size_t n) {
     if (r->not_channel) {
       printf("%-*s  %7s  not a channel (a %s; shmx never opens it)\n", w,
              r->name, "-", r->not_channel);
+      continue;
+    }
+    if (r->gone) {
+      printf("%-*s  %7s  %-7s  (its memory is gone: nothing maps it)\n", w, r->name, "-",
+             "STALE");
       continue;
     }
     if (r->err) {
@@ -183,6 +198,10 @@ int cmd_ls(int argc, char **argv) {
     r->rate = -1;
     rc = shmx_inspector_open(r->name, &r->in);
     if (rc == 0) rc = shmx_inspector_header(r->in, &r->h);
+    if (rc == SHMX_E_DEAD) { /* stale, nothing left to read */
+      r->gone = 1;
+      continue;
+    }
     if (rc < 0) {
       r->err = rc;
       if (rc == SHMX_E_CORRUPT) r->not_channel = cli_not_channel(r->name);
@@ -216,7 +235,7 @@ int cmd_ls(int argc, char **argv) {
   if (json)
     print_json(rows, names.n);
   else if (names.n == 0)
-    printf("no shmx channels (looked in /dev/shm for %s*)\n",
+    printf("no shmx channels (looked in %s for %s*)\n", shmx_channel_dir(),
            SHMX_SEGMENT_PREFIX);
   else
     print_table(rows, names.n);

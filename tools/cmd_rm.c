@@ -5,7 +5,6 @@
  * whose producer is alive (unless forced): checking liveness here first would
  * race with a producer starting in between.
  */
-#include <fnmatch.h>
 #include <getopt.h>
 #include <string.h>
 
@@ -15,8 +14,9 @@ static const char rm_usage[] =
     "usage: shmx rm [--force] NAME...\n"
     "       shmx rm --stale [--dry-run] [PATTERN...]\n"
     "\n"
-    "Remove channels from /dev/shm. A channel whose producer is still running\n"
-    "is refused (exit 1, 'in use') unless --force is given; readers that have\n"
+    "Remove channels (their files in /dev/shm; on Windows in %SHMX_DIR% or\n"
+    "%LOCALAPPDATA%\\shmx). A channel whose producer is still running is\n"
+    "refused (exit 1, 'in use') unless --force is given; readers that have\n"
     "it open keep their mapping until they close it.\n"
     "\n"
     "Options:\n"
@@ -33,7 +33,7 @@ static const char rm_usage[] =
 static int matches(const char *name, char **pats, int n_pats) {
   if (n_pats == 0) return 1;
   for (int i = 0; i < n_pats; i++)
-    if (fnmatch(pats[i], name, 0) == 0) return 1;
+    if (cli_glob_match(pats[i], name)) return 1;
   return 0;
 }
 

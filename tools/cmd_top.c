@@ -1,7 +1,7 @@
 /*
  * cmd_top.c -- `shmx top NAME`: a live view of one channel, refreshed in
  * place with plain ANSI escapes (alternate screen, cursor home, erase to end
- * of line). The terminal is put in non-canonical no-echo mode with termios
+ * of line). The terminal is put in non-canonical no-echo mode (os.h)
  * so a single 'q' quits; it is restored on q, Ctrl-C, SIGTERM and SIGHUP.
  * Without a terminal it prints one plain block per interval.
  *
@@ -10,15 +10,12 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <termios.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "os.h"
 #include "util.h"
 
 static const char top_usage[] =
@@ -35,37 +32,6 @@ static const char top_usage[] =
     "  -h, --help           this help\n";
 
 static volatile sig_atomic_t top_stop;
-static struct termios top_saved;
-static int top_raw; /* terminal modified: restore it */
-
-static void top_on_signal(int sig) {
-  (void)sig;
-  top_stop = 1;
-}
-
-static void term_restore(void) {
-  if (!top_raw) return;
-  top_raw = 0;
-  static const char seq[] = "\033[?25h\033[?1049l";
-  ssize_t w = write(STDOUT_FILENO, seq, sizeof seq - 1);
-  (void)w;
-  tcsetattr(STDIN_FILENO, TCSADRAIN, &top_saved);
-}
-
-static int term_raw(void) {
-  if (tcgetattr(STDIN_FILENO, &top_saved) != 0) return -1;
-  struct termios t = top_saved;
-  t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
-  t.c_cc[VMIN] = 0;
-  t.c_cc[VTIME] = 0;
-  if (tcsetattr(STDIN_FILENO, TCSADRAIN, &t) != 0) return -1;
-  top_raw = 1;
-  atexit(term_restore);
-  static const char seq[] = "\033[?1049h\033[?25l\033[H\033[2J";
-  ssize_t w = write(STDOUT_FILENO, seq, sizeof seq - 1);
-  (void)w;
-  return 0;
-}
 
 typedef struct top_sample {
   int ok;
@@ -240,16 +206,9 @@ int cmd_top(int argc, char **argv) {
     return CLI_ERR;
   }
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = top_on_signal; /* no SA_RESTART: poll() returns EINTR */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-
-  int tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
-  if (tty && term_raw() != 0) tty = 0;
+  os_on_stop(&top_stop);
+  int tty = os_isatty(0) && os_isatty(1);
+  if (tty && os_term_raw() != 0) tty = 0;
 
   char *screen = NULL;
   size_t screen_len = 0;
@@ -264,7 +223,7 @@ int cmd_top(int argc, char **argv) {
     rc = sample_take(in, &cur);
     if (rc < 0) {
       sample_free(&cur);
-      term_restore();
+      os_term_restore();
       cli_chan_error("top", name, rc);
       status = CLI_ERR;
       break;
@@ -289,10 +248,10 @@ int cmd_top(int argc, char **argv) {
       }
     }
     reopened = 0;
-    FILE *o = open_memstream(&screen, &screen_len);
+    FILE *o = os_memstream();
     if (!o) {
       sample_free(&cur);
-      term_restore();
+      os_term_restore();
       cli_error("top", "out of memory");
       status = CLI_ERR;
       break;
@@ -300,15 +259,15 @@ int cmd_top(int argc, char **argv) {
     if (tty) fputs("\033[H", o);
     int max_rows = -1;
     if (tty) {
-      struct winsize ws;
       /* 6 lines of header, one for "... more", one spare. */
-      if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
-        max_rows = ws.ws_row > 9 ? ws.ws_row - 8 : 1;
+      int rows = os_term_rows(1);
+      if (rows > 0) max_rows = rows > 9 ? rows - 8 : 1;
     }
     render(o, name, st, &cur, &prev, tty, max_rows);
     if (!tty) fputc('\n', o);
-    fclose(o);
-    cli_write_fitted(stdout, screen, screen_len, tty ? cli_term_cols(STDOUT_FILENO) : 0);
+    screen = os_memstream_done(o, &screen_len);
+    if (screen)
+      cli_write_fitted(stdout, screen, screen_len, tty ? cli_term_cols(1) : 0);
     fflush(stdout);
     free(screen);
     screen = NULL;
@@ -326,29 +285,19 @@ int cmd_top(int argc, char **argv) {
         cli_sleep_ns((uint64_t)(left * 1e9), (volatile int *)&top_stop);
         break;
       }
-      struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
-      int pr = poll(&pfd, 1, (int)(left * 1000) + 1);
-      if (pr < 0 && errno != EINTR) break;
-      if (pr > 0) {
-        if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) {
-          top_stop = 1;
-          break;
-        }
-        char keys[64];
-        ssize_t n = read(STDIN_FILENO, keys, sizeof keys);
-        if (n <= 0) {
-          if (n == 0) top_stop = 1; /* EOF */
-          continue;
-        }
-        for (ssize_t k = 0; k < n; k++)
-          if (keys[k] == 'q' || keys[k] == 'Q' || keys[k] == 3 || keys[k] == 4)
-            top_stop = 1;
+      int key = os_wait_key((int)(left * 1000) + 1);
+      if (key == -2) { /* end of input */
+        top_stop = 1;
+        break;
+      }
+      if (key >= 0) {
+        if (key == 'q' || key == 'Q' || key == 3 || key == 4) top_stop = 1;
         if (!top_stop) break; /* any other key: refresh now */
       }
     }
   }
   sample_free(&prev);
-  term_restore();
+  os_term_restore();
   shmx_inspector_close(in);
   return status;
 }

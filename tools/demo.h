@@ -16,6 +16,7 @@
 #ifndef SHMX_TOOLS_DEMO_H
 #define SHMX_TOOLS_DEMO_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "shmx.h"
@@ -89,7 +90,7 @@ int demo_run_producer(const char *name, const demo_opts *o);
 int demo_run_reader(const char *name, const demo_opts *o);
 
 /* Set by SIGINT/SIGTERM/SIGHUP once demo_install_signals() ran. */
-extern volatile int demo_stop;
+extern volatile sig_atomic_t demo_stop;
 void demo_install_signals(void);
 
 #endif /* SHMX_TOOLS_DEMO_H */

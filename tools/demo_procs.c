@@ -12,31 +12,18 @@
 #include <unistd.h>
 
 #include "demo.h"
+#include "os.h"
 #include "util.h"
 
-volatile int demo_stop;
+volatile sig_atomic_t demo_stop;
 
-static void on_stop(int sig) {
-  (void)sig;
-  demo_stop = 1;
-}
-
-void demo_install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop; /* no SA_RESTART: waits return -EINTR */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-}
+void demo_install_signals(void) { os_on_stop(&demo_stop); }
 
 /* Send a report; on a broken pipe (the orchestrator is gone) stop. */
 static void send_report(const demo_opts *o, demo_report *r) {
   if (o->report_fd < 0) return;
   r->magic = DEMO_REPORT_MAGIC;
-  r->pid = (int32_t)getpid();
+  r->pid = (int32_t)os_getpid();
   r->t_ns = shmx_now_ns();
   ssize_t w;
   do
@@ -48,12 +35,7 @@ static void send_report(const demo_opts *o, demo_report *r) {
 static uint64_t mono_ns(void) { return shmx_now_ns(); }
 
 /* Sleep until the absolute CLOCK_MONOTONIC time t_ns (or a signal). */
-static void sleep_until(uint64_t t_ns) {
-  struct timespec ts = {(time_t)(t_ns / 1000000000u), (long)(t_ns % 1000000000u)};
-  while (!demo_stop &&
-         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-  }
-}
+static void sleep_until(uint64_t t_ns) { os_sleep_until(t_ns, (volatile int *)&demo_stop); }
 
 /* ---- producer ----------------------------------------------------------- */
 

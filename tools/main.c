@@ -54,8 +54,8 @@ static void usage(FILE *f) {
           "  -V, --version  print the library version\n"
           "\n"
           "Exit status: 0 ok, 1 error, 2 usage error.\n"
-          "Channels live in /dev/shm as %sNAME; see docs/cli.md.\n",
-          SHMX_SEGMENT_PREFIX);
+          "Channels live in %s as %sNAME; see docs/cli.md.\n",
+          shmx_channel_dir(), SHMX_SEGMENT_PREFIX);
 }
 
 int main(int argc, char **argv) {

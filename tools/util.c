@@ -5,13 +5,11 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <time.h>
+
+#include "os.h"
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -113,6 +111,67 @@ int cli_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
   return 0;
 }
 
+/* ---- patterns ------------------------------------------------------------ */
+
+/* One bracket expression at p (just past '['): does c match it? Sets *end
+ * past the closing ']', or returns -1 if there is none (then '[' is an
+ * ordinary character), -2 if a range runs into the end of the pattern. */
+static int glob_set(const char *p, char c, const char **end) {
+  int neg = *p == '!' || *p == '^', hit = 0, first = 1, saw_open = 0;
+  if (neg) p++;
+  while (first || *p != ']') { /* a ']' first in the set is literal */
+    first = 0;
+    if (!*p) return -1;
+    unsigned char lo = (unsigned char)*p++;
+    if (lo == '\\' && *p) lo = (unsigned char)*p++;
+    if (lo == '[') saw_open = 1;
+    unsigned char hi = lo;
+    /* A range cut by the end of the pattern: no match at all (glibc's
+     * fnmatch; but with a '[' in the set, the first '[' is ordinary). */
+    if (*p == '-' && !p[1]) return saw_open ? -1 : -2;
+    if (*p == '-' && p[1] && p[1] != ']') {
+      p++;
+      hi = (unsigned char)*p++;
+      if (hi == '\\' && *p) hi = (unsigned char)*p++;
+    }
+    if (lo <= (unsigned char)c && (unsigned char)c <= hi) hit = 1;
+  }
+  *end = p + 1;
+  return hit != neg;
+}
+
+int cli_glob_match(const char *pat, const char *s) {
+  const char *star_p = NULL, *star_s = NULL;
+  for (;;) {
+    if (*pat == '*') {
+      while (*pat == '*') pat++;
+      star_p = pat;
+      star_s = s;
+      continue;
+    }
+    if (*s) {
+      const char *next = pat + 1;
+      int ok = *pat == '?' ? 1 : *pat == '[' ? glob_set(pat + 1, *s, &next) : -1;
+      if (ok == -2) return 0;
+      if (ok == -1) { /* an ordinary character (maybe quoted) */
+        if (*pat == '\\' && !pat[1]) return 0; /* a dangling '\\': invalid */
+        if (*pat == '\\') next = ++pat + 1;
+        ok = *pat && *pat == *s;
+      }
+      if (ok) {
+        pat = next;
+        s++;
+        continue;
+      }
+    } else if (!*pat) {
+      return 1;
+    }
+    if (!star_p || !*star_s) return 0; /* no '*' to stretch */
+    pat = star_p;
+    s = ++star_s;
+  }
+}
+
 /* ---- formatting --------------------------------------------------------- */
 
 const char *cli_fmt_bytes(uint64_t bytes, char *buf, size_t cap) {
@@ -152,25 +211,9 @@ uint64_t cli_age_ns(uint64_t now, uint64_t ts) {
   return now > ts ? now - ts : 0;
 }
 
-uint64_t cli_segment_resident(const char *name) {
-  char path[512];
-  struct stat st;
-  snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, name);
-  if (stat(path, &st) != 0 || st.st_blocks < 0) return 0;
-  return (uint64_t)st.st_blocks * 512u;
-}
+uint64_t cli_segment_resident(const char *name) { return os_segment_resident(name); }
 
-const char *cli_not_channel(const char *name) {
-  char path[512];
-  struct stat st;
-  snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, name);
-  if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
-  if (S_ISFIFO(st.st_mode)) return "FIFO";
-  if (S_ISLNK(st.st_mode)) return "symlink";
-  if (S_ISDIR(st.st_mode)) return "directory";
-  if (S_ISSOCK(st.st_mode)) return "socket";
-  return "device";
-}
+const char *cli_not_channel(const char *name) { return os_not_channel(name); }
 
 const char *cli_printable(const char *s, char *buf, size_t cap) {
   size_t o = 0;
@@ -182,11 +225,7 @@ const char *cli_printable(const char *s, char *buf, size_t cap) {
   return buf;
 }
 
-int cli_term_cols(int fd) {
-  struct winsize ws;
-  if (ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return 0;
-  return ws.ws_col;
-}
+int cli_term_cols(int fd) { return os_term_cols(fd); }
 
 void cli_write_fitted(FILE *out, const char *text, size_t len, int cols) {
   if (cols <= 0) {
@@ -217,21 +256,9 @@ void cli_write_fitted(FILE *out, const char *text, size_t len, int cols) {
   }
 }
 
-double cli_now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+double cli_now_s(void) { return os_now_s(); }
 
-void cli_sleep_ns(uint64_t ns, volatile int *stop) {
-  struct timespec req = {(time_t)(ns / 1000000000u),
-                         (long)(ns % 1000000000u)};
-  struct timespec rem;
-  while (nanosleep(&req, &rem) != 0 && errno == EINTR) {
-    if (stop && *stop) return;
-    req = rem;
-  }
-}
+void cli_sleep_ns(uint64_t ns, volatile int *stop) { os_sleep_ns(ns, stop); }
 
 /* ---- JSON --------------------------------------------------------------- */
 
@@ -402,8 +429,4 @@ void cli_names_free(cli_names *names) {
   memset(names, 0, sizeof *names);
 }
 
-int cli_pid_alive(int32_t pid) {
-  if (pid <= 0) return -1;
-  if (kill((pid_t)pid, 0) == 0) return 1;
-  return errno == ESRCH ? 0 : (errno == EPERM ? 1 : -1);
-}
+int cli_pid_alive(int32_t pid) { return os_pid_alive(pid); }

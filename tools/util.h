@@ -63,6 +63,11 @@ int cli_parse_double(const char *s, double lo, double hi, double *out);
 /* Parse an unsigned decimal integer in [lo, hi]; 0 or -1. */
 int cli_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 
+/* 1 if s matches the shell pattern pat: '*' any run, '?' one character,
+ * '[abc]', '[a-z]', '[!...]' a set ('\\' quotes the next character), as
+ * fnmatch(3) without flags. */
+int cli_glob_match(const char *pat, const char *s);
+
 /* ---- formatting --------------------------------------------------------- */
 
 /* "512 B", "1.5 KiB", "3.2 MiB" ... into buf; returns buf. */
