@@ -2,14 +2,19 @@
  * quickstart.c -- the README's C quick start as a program: a producer and a
  * reader in two processes. Build against an installed shmx:
  *   cc quickstart.c $(pkg-config --cflags --libs shmx) -o quickstart
+ * On Windows the reader is this program started again (`--read NAME`).
  */
 #define _DEFAULT_SOURCE /* usleep */
 #include <shmx.h>
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <sys/wait.h>
+#endif
 
 static int reader(const char *name) {
   shmx_client *cl;
@@ -36,7 +41,43 @@ static int reader(const char *name) {
   return rc == SHMX_E_CLOSED && frames > 0 ? 0 : 1;
 }
 
-int main(void) {
+/* Run reader(name) in another process; returns its exit code when asked. */
+#ifdef _WIN32
+static HANDLE kid;
+static void start_reader(const char *name) {
+  char self[MAX_PATH], cmd[MAX_PATH + 100];
+  GetModuleFileNameA(NULL, self, sizeof self);
+  snprintf(cmd, sizeof cmd, "\"%s\" --read %s", self, name);
+  STARTUPINFOA si;
+  PROCESS_INFORMATION pi;
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  if (CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+    CloseHandle(pi.hThread);
+    kid = pi.hProcess;
+  }
+}
+static int reader_status(void) {
+  DWORD code = 1;
+  if (kid && WaitForSingleObject(kid, 10000) == WAIT_OBJECT_0) GetExitCodeProcess(kid, &code);
+  return (int)code;
+}
+#else
+static pid_t kid;
+static void start_reader(const char *name) {
+  fflush(stdout);
+  kid = fork();
+  if (kid == 0) _exit(reader(name));
+}
+static int reader_status(void) {
+  int st;
+  waitpid(kid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+#endif
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--read") == 0) return reader(argv[2]);
   char name[64];
   snprintf(name, sizeof name, "quickstart-%d", (int)getpid());
   shmx_stream_spec specs[] = {
@@ -54,13 +95,13 @@ int main(void) {
     fprintf(stderr, "%s: %s\n", shmx_err_name(rc), shmx_errmsg());
     return 1;
   }
-  pid_t kid = fork();
-  if (kid == 0) _exit(reader(name));
+  start_reader(name);
   shmx_header_info hi;
-  do { /* wait for the reader to attach */
+  int waited = 0;
+  do { /* wait (up to 10 s) for the reader to attach */
     usleep(1000);
     shmx_server_header(srv, &hi);
-  } while (hi.readers_connected == 0);
+  } while (hi.readers_connected == 0 && ++waited < 10000);
   float xyz[100][3];
   for (int i = 0; i < 100; i++) xyz[i][0] = xyz[i][1] = xyz[i][2] = 1.0f;
   for (int k = 0; k < 100; k++) {
@@ -70,7 +111,5 @@ int main(void) {
     usleep(1000);
   }
   shmx_server_destroy(srv); /* readers see SHMX_E_CLOSED */
-  int st;
-  waitpid(kid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+  return reader_status();
 }

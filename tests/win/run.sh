@@ -9,7 +9,8 @@
 #      and a channel directory (SHMX_DIR) of their own;
 #   4. compares the segment bytes of a fixed history between the Linux and
 #      the Windows build (tests/c/layout_dump.c): they must be identical;
-#   5. runs the CLI smoke tests under Wine (tests/win/cli.sh);
+#   5. builds examples/quickstart.c for Windows and runs it, then the CLI
+#      smoke tests (tests/win/cli.sh), under Wine;
 #   6. checks that nothing was left in the channel directory.
 # Usage: tests/win/run.sh MESON LINUX_BUILD_DIR [WIN_BUILD_DIR]
 set -euo pipefail
@@ -67,10 +68,16 @@ fi
 echo "  identical: $(head -1 "$CHANDIR/layout-linux.txt")"
 rm -f "$CHANDIR"/layout-*.txt
 
-if [ -x "$WIN_BUILD/tools/shmx.exe" ] || [ -f "$WIN_BUILD/tools/shmx.exe" ]; then
-  echo "test-windows: CLI under Wine"
-  bash tests/win/cli.sh "$WIN_BUILD/tools/shmx.exe"
-fi
+echo "test-windows: examples/quickstart.c (built with -Werror, two processes)"
+x86_64-w64-mingw32-gcc-posix -std=c11 -Wall -Wextra -Werror -static -Iinclude \
+  examples/quickstart.c "$WIN_BUILD/src/libshmx.a" -ladvapi32 -lbcrypt \
+  -o "$WIN_BUILD/quickstart.exe"
+out=$(wine "$WIN_BUILD/quickstart.exe")
+echo "  $out"
+[[ $out == *"100 frames"*"SHMX_E_CLOSED"* ]] || { echo "quickstart failed" >&2; exit 1; }
+
+echo "test-windows: CLI under Wine"
+bash tests/win/cli.sh "$WIN_BUILD/tools/shmx.exe"
 
 left=$(ls -A "$CHANDIR")
 if [ -n "$left" ]; then
