@@ -10,14 +10,16 @@
  *                       a shared section, both spinning: the floor of a
  *                       spinning hand-off
  *   latency_64B_spin    shmx: publish, the reader spins on shmx_client_next
- *   latency_1MiB_spin   the same with 1 MiB frames
+ *   latency_1MiB_spin   the same with 1 MiB frames, against one 1 MiB copy
  *   memcpy_1MiB / publish_1MiB_copy, memcpy_64B / publish_64B_1reader:
  *                       one copy vs begin + append + publish with a reader
  *                       attached (in one process)
  *
- * Latencies are one-way: half a round trip. The echo side is this program
- * started again (`--child ROLE ...`); it mirrors each frame on a second
- * channel. Rounds interleave each baseline with its cases. Figures under
+ * shmx latencies are one-way: from a stamp taken before begin() to the
+ * reader holding the frame, on QueryPerformanceCounter (one clock for every
+ * process); the baselines' are half a round trip. The reader is this
+ * program started again (`--child ROLE ...`); it sends each measurement
+ * back in a frame on a second channel. Rounds interleave each baseline with its cases. Figures under
  * Wine are Wine's, not Windows': say so when quoting them.
  */
 #define WIN32_LEAN_AND_MEAN
@@ -48,8 +50,8 @@ static const wdef defs[] = {
     {"latency_64B_wait", "event_pingpong", R_WAIT, 64, 2000, 100},
     {"pingpong_cacheline", NULL, R_CACHELINE, 64, 20000, 500},
     {"latency_64B_spin", "pingpong_cacheline", R_SPIN, 64, 20000, 500},
-    {"latency_1MiB_spin", "pingpong_cacheline", R_SPIN, 1 * MiB, 2000, 50},
     {"memcpy_1MiB", NULL, R_MEMCPY, 1 * MiB, 2000, 50},
+    {"latency_1MiB_spin", "memcpy_1MiB", R_SPIN, 1 * MiB, 2000, 50},
     {"publish_1MiB_copy", "memcpy_1MiB", R_PUBLISH, 1 * MiB, 2000, 50},
     {"memcpy_64B", NULL, R_MEMCPY, 64, 20000, 500},
     {"publish_64B_1reader", "memcpy_64B", R_PUBLISH, 64, 20000, 500},
@@ -126,7 +128,14 @@ static int child_echo(const char *a, const char *b, int spin, long n) {
   for (long i = 0; i < n; i++) {
     shmx_frame f;
     if (take(cl, spin, &f)) return 12;
+    /* One-way latency: from the stamp the producer took before it began
+     * the frame to now (QueryPerformanceCounter: one clock for all
+     * processes); sent back in the echo. */
+    uint64_t t0, lat;
+    memcpy(&t0, f.streams[0].data, 8);
+    lat = bench_now() - t0;
     shmx_frame_release(cl, &f);
+    memcpy(small, &lat, 8);
     if (pub(s, small, sizeof small)) return 13;
   }
   /* Stay until the parent has read the last echo and left. */
@@ -230,13 +239,14 @@ static int run_cacheline(size_t iters, bench_samples *out) {
   return rc;
 }
 
-/* Publish on A, wait for the echo on B: half the round trip. */
+/* Publish on A (the stamp in its first bytes), the echo on B brings back
+ * the one-way latency the reader measured. */
 static int run_echo(size_t bytes, int spin, size_t iters, bench_samples *out) {
   char a[96], b[96];
   names(a, b, sizeof a, spin ? "spin" : "wait");
   shmx_server *s = mk(a, bytes);
-  uint8_t *buf = calloc(1, bytes);
-  if (!s || !buf) return -1;
+  uint8_t *buf = calloc(1, bytes < 8 ? 8 : bytes);
+  if (!s || !buf || bytes < 8) return -1;
   size_t warm = iters / 10 + 10;
   char args[300];
   snprintf(args, sizeof args, "echo %s %s %d %zu", a, b, spin, iters + warm);
@@ -250,16 +260,16 @@ static int run_echo(size_t bytes, int spin, size_t iters, bench_samples *out) {
     if (bench_now() > end) rc = -1;
     else Sleep(1);
   for (size_t i = 0; i < iters + warm && !rc; i++) {
-    buf[0] = (uint8_t)i;
-    uint64_t t0 = bench_now();
+    uint64_t t0 = bench_now(), lat;
+    memcpy(buf, &t0, 8);
     shmx_frame f;
     if (pub(s, buf, bytes) || take(cl, spin, &f)) {
       rc = -1;
       break;
     }
-    uint64_t t1 = bench_now();
+    memcpy(&lat, f.streams[0].data, 8);
     shmx_frame_release(cl, &f);
-    if (i >= warm) bench_samples_push(out, (t1 - t0) / 2);
+    if (i >= warm) bench_samples_push(out, lat);
   }
   shmx_client_close(cl);
   if (p && reap(p) != 0) rc = -1;
@@ -406,7 +416,7 @@ int shmx_bench_main(int argc, char **argv) {
       bench_samples_free(&one);
     }
   if (!json)
-    printf("shmx bench (Windows build%s): %d round(s); one-way latency = half a round trip\n"
+    printf("shmx bench (Windows build%s): %d round(s); shmx latencies one-way, baselines half a round trip\n"
            "%-22s %10s %10s %10s %10s  %s\n",
            GetProcAddress(GetModuleHandleA("ntdll.dll"), "wine_get_version") ? ", under Wine" : "",
            rounds, "case", "p50 ns", "p99 ns", "p99.9 ns", "samples", "vs baseline (p50, per round)");
@@ -417,11 +427,15 @@ int shmx_bench_main(int argc, char **argv) {
     int b = base_of(i);
     double ratio = b >= 0 ? ratio_sum[i] / rounds : 0;
     if (json)
+    {
+      char rs[32] = "null";
+      if (b >= 0) snprintf(rs, sizeof rs, "%.3f", ratio);
       printf("{\"case\":\"%s\",\"platform\":\"windows\",\"p50_ns\":%llu,\"p99_ns\":%llu,"
-             "\"p999_ns\":%llu,\"samples\":%zu,\"baseline\":%s%s%s,\"ratio_p50\":%.3f}\n",
+             "\"p999_ns\":%llu,\"samples\":%zu,\"baseline\":%s%s%s,\"ratio_p50\":%s}\n",
              defs[i].name, (unsigned long long)st.p50, (unsigned long long)st.p99,
              (unsigned long long)st.p999, st.n, b >= 0 ? "\"" : "", b >= 0 ? defs[b].name : "null",
-             b >= 0 ? "\"" : "", ratio);
+             b >= 0 ? "\"" : "", rs);
+    }
     else if (b >= 0)
       printf("%-22s %10llu %10llu %10llu %10zu  %.2fx %s\n", defs[i].name,
              (unsigned long long)st.p50, (unsigned long long)st.p99,
