@@ -22,6 +22,7 @@ cd "$ROOT"
 
 need=()
 command -v x86_64-w64-mingw32-gcc-posix >/dev/null || need+=(gcc-mingw-w64-x86-64-posix mingw-w64-x86-64-dev)
+command -v x86_64-w64-mingw32-g++-posix >/dev/null || need+=(g++-mingw-w64-x86-64-posix) # header_cxx
 command -v wine >/dev/null || need+=(wine wine64)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-windows: installing ${need[*]}"
