@@ -41,12 +41,10 @@ int shmx__file_open(const char *path, int extra_oflags) {
 }
 
 static int fill(HANDLE h, shmx__file_info *out) {
-  BY_HANDLE_FILE_INFORMATION fi;
-  if (!GetFileInformationByHandle(h, &fi)) return shmx__win_errno(GetLastError());
-  out->dev = fi.dwVolumeSerialNumber;
-  out->ino = ((uint64_t)fi.nFileIndexHigh << 32) | fi.nFileIndexLow;
-  out->size = ((uint64_t)fi.nFileSizeHigh << 32) | fi.nFileSizeLow;
-  out->mappable = !(fi.dwFileAttributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_DEVICE)) &&
+  DWORD attrs = 0;
+  int rc = shmx__win_identity(h, &out->dev, &out->ino, &out->size, &attrs);
+  if (rc) return rc;
+  out->mappable = !(attrs & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_DEVICE)) &&
                   GetFileType(h) == FILE_TYPE_DISK;
   return 0;
 }

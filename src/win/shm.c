@@ -186,15 +186,23 @@ static wchar_t *path_of(const char *file) {
 
 /* ---- files -------------------------------------------------------------- */
 
-static int fill(HANDLE h, shmx__fid *id) {
+int shmx__win_identity(HANDLE h, uint64_t *dev, uint64_t *ino, uint64_t *size,
+                       DWORD *attrs) {
   BY_HANDLE_FILE_INFORMATION fi;
   if (!GetFileInformationByHandle(h, &fi)) return shmx__win_errno(GetLastError());
-  id->dev = fi.dwVolumeSerialNumber;
-  id->ino = ((uint64_t)fi.nFileIndexHigh << 32) | fi.nFileIndexLow;
-  id->size = ((uint64_t)fi.nFileSizeHigh << 32) | fi.nFileSizeLow;
-  id->regular = !(fi.dwFileAttributes &
-                  (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT |
-                   FILE_ATTRIBUTE_DEVICE));
+  *dev = fi.dwVolumeSerialNumber;
+  *ino = ((uint64_t)fi.nFileIndexHigh << 32) | fi.nFileIndexLow;
+  *size = ((uint64_t)fi.nFileSizeHigh << 32) | fi.nFileSizeLow;
+  *attrs = fi.dwFileAttributes;
+  return 0;
+}
+
+static int fill(HANDLE h, shmx__fid *id) {
+  DWORD attrs = 0;
+  int rc = shmx__win_identity(h, &id->dev, &id->ino, &id->size, &attrs);
+  if (rc) return rc;
+  id->regular = !(attrs & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT |
+                           FILE_ATTRIBUTE_DEVICE));
   /* Owners are SIDs here; the portable code compares uids, so "ours" is
    * shmx__euid() and anyone else's is another number. */
   PSID owner = NULL;
@@ -210,8 +218,7 @@ static int fill(HANDLE h, shmx__fid *id) {
   return 0;
 }
 
-static const char *kind_of(const shmx__fid *id, DWORD attrs) {
-  (void)id;
+static const char *kind_of(DWORD attrs) {
   if (attrs & FILE_ATTRIBUTE_REPARSE_POINT) return "a symbolic link or junction";
   if (attrs & FILE_ATTRIBUTE_DIRECTORY) return "a directory";
   return "not a regular file";
@@ -253,7 +260,7 @@ int shmx__shm_open(const char *file, int oflag, unsigned mode, shmx__fid *id) {
                               FILE_ATTRIBUTE_DEVICE))) {
     CloseHandle(h);
     return shmx__err(SHMX_E_CORRUPT, "%s\\%s is %s, not a channel file",
-                     shmx__shm_dir(), file, kind_of(id, fi.dwFileAttributes));
+                     shmx__shm_dir(), file, kind_of(fi.dwFileAttributes));
   }
   if (rc == 0 && GetFileType(h) != FILE_TYPE_DISK) {
     CloseHandle(h);
@@ -267,18 +274,27 @@ int shmx__shm_open(const char *file, int oflag, unsigned mode, shmx__fid *id) {
   return shmx__hfd(h);
 }
 
-int shmx__shm_stat(const char *file, shmx__fid *id) {
+/* Open `file` itself (a link as the link, a directory too) for `access`
+ * only, sharing everything. The handle, or -errno / SHMX_E_NAME. */
+static int open_entry(const char *file, DWORD access, HANDLE *out) {
   wchar_t *path = path_of(file);
   if (!path) return SHMX_E_NAME;
-  /* No data access: stat works on files we may not read, like lstat. */
-  HANDLE h = CreateFileW(path, FILE_READ_ATTRIBUTES | READ_CONTROL,
-                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
-                         OPEN_EXISTING,
+  HANDLE h = CreateFileW(path, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                         NULL, OPEN_EXISTING,
                          FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, NULL);
   DWORD e = GetLastError();
   free(path);
   if (h == INVALID_HANDLE_VALUE) return shmx__win_errno(e);
-  int rc = fill(h, id);
+  *out = h;
+  return 0;
+}
+
+int shmx__shm_stat(const char *file, shmx__fid *id) {
+  /* No data access: stat works on files we may not read, like lstat. */
+  HANDLE h = INVALID_HANDLE_VALUE;
+  int rc = open_entry(file, FILE_READ_ATTRIBUTES | READ_CONTROL, &h);
+  if (rc) return rc;
+  rc = fill(h, id);
   CloseHandle(h);
   return rc;
 }
@@ -293,15 +309,9 @@ int shmx__shm_stat(const char *file, shmx__fid *id) {
  * for deletion; it goes away with the last handle.
  */
 int shmx__shm_unlink(const char *file) {
-  wchar_t *path = path_of(file);
-  if (!path) return SHMX_E_NAME;
-  HANDLE h = CreateFileW(path, DELETE,
-                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
-                         OPEN_EXISTING,
-                         FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, NULL);
-  DWORD e = GetLastError();
-  free(path);
-  if (h == INVALID_HANDLE_VALUE) return shmx__win_errno(e);
+  HANDLE h = INVALID_HANDLE_VALUE;
+  int rc = open_entry(file, DELETE, &h);
+  if (rc) return rc;
   char gone[64];
   snprintf(gone, sizeof gone, ".shmx-gone.%016llx", (unsigned long long)shmx__random64());
   wchar_t *to = path_of(gone);
@@ -321,7 +331,7 @@ int shmx__shm_unlink(const char *file) {
   }
   FILE_DISPOSITION_INFO d = {TRUE};
   BOOL ok = SetFileInformationByHandle(h, FileDispositionInfo, &d, sizeof d);
-  e = GetLastError();
+  DWORD e = GetLastError();
   CloseHandle(h);
   return ok ? 0 : shmx__win_errno(e);
 }

@@ -21,6 +21,10 @@ static inline int shmx__hfd(HANDLE h) { return (int)HandleToLong(h); }
 
 /* Minus the errno closest to a Win32 error (EIO if none is close). */
 int shmx__win_errno(DWORD e);
+/* Volume serial number, file index, size and attributes of an open file.
+ * 0 or -errno. */
+int shmx__win_identity(HANDLE h, uint64_t *dev, uint64_t *ino, uint64_t *size,
+                       DWORD *attrs);
 /* UTF-8 path to a new UTF-16 string (free()). NULL if it does not convert
  * or memory is short. */
 wchar_t *shmx__win_wide(const char *utf8);
