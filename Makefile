@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 20
 
 .PHONY: all build demo test deps sys-deps test-users test-c test-install test-asan test-tsan test-python \
         test-python-nodictver test-python-asan test-python-tsan test-fuzz fuzz-deps bench bench-record \
-        test-windows bench-windows \
+        test-windows bench-windows bench-peers \
         clean py
 
 all: build
@@ -60,6 +60,15 @@ bench: build
 # seek in a 10 GiB recording (in /dev/shm: needs ~11 GiB free), replay timing.
 bench-record: build
 	$(BUILD)/bench/shmx-bench-record --cli $(BUILD)/tools/shmx
+
+# Peers from Python (issue 16): iceoryx2, pyzmq, zenoh, eCAL and shmx 1.0.1
+# from PyPI in their own venvs (.venv-peers, .venv-shmx101), the stdlib
+# baselines, this package; latency and throughput at 64 B..8 MiB in
+# interleaved rounds (about 15 minutes). BENCH_PEERS_ARGS=--no-pin for the
+# unpinned run, --quick for a short one, --json FILE for JSON lines.
+BENCH_PEERS_ARGS ?=
+bench-peers: py
+	$(VPY) bench/bench_peers.py $(BENCH_PEERS_ARGS)
 
 # ---- tests ----------------------------------------------------------------
 test: test-c test-install test-asan test-tsan test-python test-python-nodictver test-python-asan \
