@@ -196,6 +196,20 @@ uint64_t shmx__real_ns(void);
 uint64_t shmx__stamp_ns(void);
 /* 1 once stamps come from the TSC (for tests and diagnostics). */
 int shmx__stamp_tsc(void);
+/* ---- copy.c ------------------------------------------------------------ */
+
+/* Copy n bytes with streaming stores where the CPU has them (else memcpy),
+ * ending with a store fence. For large copies into memory that is probably
+ * not cached; see copy.c. */
+void shmx__copy_stream(void *dst, const void *src, size_t n);
+/* Appends of at least this many bytes into a slot idle for SHMX__COLD_NS
+ * use shmx__copy_stream. */
+#define SHMX__STREAM_MIN ((uint64_t)256 * 1024)
+#define SHMX__COLD_NS ((uint64_t)1000 * 1000)
+/* SHMX_COPY=cached|stream in the environment forces one way (benchmarks). */
+enum { SHMX__COPY_AUTO, SHMX__COPY_CACHED, SHMX__COPY_STREAM };
+int shmx__copy_mode(void);
+
 /* 64 random bits from the OS (getrandom), never 0. */
 uint64_t shmx__random64(void);
 /* Sleep for ns (used only in slow retry paths, never in publish/read). */

@@ -45,6 +45,9 @@ struct shmx_server {
   uint8_t *msgbuf;
   uint64_t msgbuf_cap;
   uint32_t poll_rr;
+  /* When each slot was last written (stamp clock; 0 = not since create):
+   * a large append into a slot idle for SHMX__COLD_NS streams (copy.c). */
+  uint64_t *slot_used_ns;
 };
 
 void shmx_server_config_init(shmx_server_config *c) {
@@ -241,10 +244,11 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   srv->cur_streams = calloc(g.max_tlv, sizeof *srv->cur_streams);
   srv->age_next = calloc(g.slots, sizeof *srv->age_next);
   srv->age_prev = calloc(g.slots, sizeof *srv->age_prev);
+  srv->slot_used_ns = calloc(g.slots, sizeof *srv->slot_used_ns);
   srv->msgbuf_cap = g.ring_bytes * 4;
   srv->msgbuf = malloc((size_t)srv->msgbuf_cap);
   if (!srv->cur_streams || !srv->msgbuf || !srv->age_next ||
-      !srv->age_prev) {
+      !srv->age_prev || !srv->slot_used_ns) {
     rc = shmx__err(SHMX_E_ENOMEM, "server");
     goto fail;
   }
@@ -353,6 +357,7 @@ fail:
   free(srv->cur_streams);
   free(srv->age_next);
   free(srv->age_prev);
+  free(srv->slot_used_ns);
   free(srv->msgbuf);
   free(srv);
   return rc;
@@ -375,6 +380,7 @@ void shmx_server_destroy(shmx_server *srv) {
   free(srv->cur_streams);
   free(srv->age_next);
   free(srv->age_prev);
+  free(srv->slot_used_ns);
   free(srv->msgbuf);
   free(srv);
 }
@@ -514,6 +520,16 @@ static int put_record(shmx_server *srv, uint32_t stream_id, uint64_t bytes,
   return 0;
 }
 
+/* Stream the copy into the slot being written? Yes if it is probably out of
+ * this core's caches, unless a checksum is about to read the bytes back. */
+static bool slot_is_cold(const shmx_server *srv) {
+  int mode = shmx__copy_mode();
+  if (mode != SHMX__COPY_AUTO) return mode == SHMX__COPY_STREAM;
+  if (srv->seg.g.flags & SHMX_CREATE_CRC32C) return false;
+  uint64_t used = srv->slot_used_ns[srv->cur];
+  return !used || shmx__stamp_ns() > used + SHMX__COLD_NS;
+}
+
 int shmx_server_append(shmx_server *srv, uint32_t stream_id, const void *data,
                        uint64_t bytes, uint64_t elem_count) {
   if (!srv) return shmx__err(SHMX_E_ARG, "server is NULL");
@@ -521,7 +537,10 @@ int shmx_server_append(shmx_server *srv, uint32_t stream_id, const void *data,
   uint8_t *p = NULL;
   int rc = put_record(srv, stream_id, bytes, elem_count, &p);
   if (rc) return rc;
-  if (bytes) memcpy(p, data, (size_t)bytes);
+  if (bytes >= SHMX__STREAM_MIN && slot_is_cold(srv))
+    shmx__copy_stream(p, data, (size_t)bytes);
+  else if (bytes)
+    memcpy(p, data, (size_t)bytes);
   return 0;
 }
 
@@ -576,6 +595,7 @@ SHMX__ALWAYS_INLINE static inline int publish(shmx_server *srv, uint64_t fid, do
   uint64_t now = shmx__stamp_ns();
   if (now < srv->last_stamp) now = srv->last_stamp;
   srv->last_stamp = now;
+  srv->slot_used_ns[srv->cur] = now;
   SHMX__ST(d->frame_id, fid);
   shmx__st_f64(&d->sim_time, sim_time);
   SHMX__ST(d->publish_ns, now);
