@@ -91,7 +91,8 @@ class Shmx:
         self.old = not hasattr(shmx, "Recording")
         self.s = shmx.Server()
         spec = [shmx.create_stream_spec(1, "payload", shmx.DT_U8, 1, 1)]
-        assert self.s.create(self.name, slots=4, frame_bytes_cap=max(65536, self.size + 4096),
+        # the default ring (3 slots), like every peer's defaults
+        assert self.s.create(self.name, frame_bytes_cap=max(65536, self.size + 4096),
                              streams=spec)
 
     def pub_send(self, msg):
