@@ -48,6 +48,11 @@ struct shmx_server {
   /* When each slot was last written (stamp clock; 0 = not since create):
    * a large append into a slot idle for SHMX__COLD_NS streams (copy.c). */
   uint64_t *slot_used_ns;
+  /* Slots overwritten while pinned, and the pin words they had then
+   * (slots x pin_words): while a slot's pins are all from then, its holders
+   * already have an invalidated frame, and it is the next to overwrite. */
+  uint8_t *forced;
+  uint64_t *forced_pins;
 };
 
 void shmx_server_config_init(shmx_server_config *c) {
@@ -245,10 +250,12 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   srv->age_next = calloc(g.slots, sizeof *srv->age_next);
   srv->age_prev = calloc(g.slots, sizeof *srv->age_prev);
   srv->slot_used_ns = calloc(g.slots, sizeof *srv->slot_used_ns);
+  srv->forced = calloc(g.slots, 1);
+  srv->forced_pins = calloc((size_t)g.slots * g.pin_words, sizeof *srv->forced_pins);
   srv->msgbuf_cap = g.ring_bytes * 4;
   srv->msgbuf = malloc((size_t)srv->msgbuf_cap);
   if (!srv->cur_streams || !srv->msgbuf || !srv->age_next ||
-      !srv->age_prev || !srv->slot_used_ns) {
+      !srv->age_prev || !srv->slot_used_ns || !srv->forced || !srv->forced_pins) {
     rc = shmx__err(SHMX_E_ENOMEM, "server");
     goto fail;
   }
@@ -358,6 +365,8 @@ fail:
   free(srv->age_next);
   free(srv->age_prev);
   free(srv->slot_used_ns);
+  free(srv->forced);
+  free(srv->forced_pins);
   free(srv->msgbuf);
   free(srv);
   return rc;
@@ -381,6 +390,8 @@ void shmx_server_destroy(shmx_server *srv) {
   free(srv->age_next);
   free(srv->age_prev);
   free(srv->slot_used_ns);
+  free(srv->forced);
+  free(srv->forced_pins);
   free(srv->msgbuf);
   free(srv);
 }
@@ -445,6 +456,18 @@ static bool try_take(shmx_server *srv, uint32_t i, uint64_t fid) {
     atomic_store(&d->seq, old);
     return false;
   }
+  srv->forced[i] = 0;
+  return true;
+}
+
+/* Every pin on slot i was already there when we last overwrote it while
+ * pinned: its holders hold frames that are invalid already. */
+static bool pins_all_stale(const shmx_server *srv, uint32_t i) {
+  const shmx__seg *s = &srv->seg;
+  if (!srv->forced[i]) return false;
+  const uint64_t *then = srv->forced_pins + (size_t)i * s->g.pin_words;
+  for (uint32_t w = 0; w < s->g.pin_words; w++)
+    if (atomic_load(shmx__pin_word(s, i, w)) & ~then[w]) return false;
   return true;
 }
 
@@ -466,14 +489,32 @@ int shmx_server_begin(shmx_server *srv) {
     }
     if (round == 0) sweep_dead(srv, true); /* maybe a dead reader's pins */
   }
-  /* Every other slot is pinned: overwrite the oldest. Its holders see
-   * shmx_frame_valid() == 0. */
+  /* Every other slot is pinned: overwrite one; its holders see
+   * shmx_frame_valid() == 0. First choice, a slot pinned only by holders of
+   * a frame we already overwrote there (a reader that holds its previous
+   * frame while it takes the next keeps such a pin for a moment; it must
+   * not cost the frame it is reading); else the oldest. */
   {
-    uint32_t best = srv->age_head;
-    if (best == srv->latest) best = srv->age_next[best];
+    uint32_t best = SHMX__NO_SLOT;
+    for (uint32_t i = srv->age_head; i != SHMX__NO_SLOT; i = srv->age_next[i])
+      if (i != srv->latest && pins_all_stale(srv, i)) {
+        testcase(1); /* a stale pin's slot overwritten again */
+        best = i;
+        break;
+      }
+    if (best == SHMX__NO_SLOT) {
+      best = srv->age_head;
+      if (best == srv->latest) best = srv->age_next[best];
+    }
     testcase(1); /* forced overwrite of a pinned slot */
     srv->cur = best;
     atomic_store(&shmx__slot(s, best)->seq, 2 * fid - 1);
+    /* the pins now: seq is odd, so no pin taken from here on is for a
+     * frame of ours until publish (readers re-check seq after pinning) */
+    uint64_t *now = srv->forced_pins + (size_t)best * s->g.pin_words;
+    for (uint32_t w = 0; w < s->g.pin_words; w++)
+      now[w] = atomic_load(shmx__pin_word(s, best, w));
+    srv->forced[best] = 1;
   }
 chosen:
   srv->in_frame = 1;

@@ -537,12 +537,62 @@ TEST(large_appends_every_byte) {
   large_frames(SHMX_CREATE_CRC32C);
 }
 
+/* With every slot but the latest pinned, the producer overwrites a held
+ * frame. A reader that holds its previous frame while it takes the next
+ * pins two slots; once one of them was overwritten under its pin, that slot
+ * (whose holders are already told their frame is invalid) is the one
+ * overwritten next, not the slot of the frame the reader is reading; unless
+ * someone pinned the new frame there since, then the oldest goes. */
+static void stale_pin_case(int other_reader) {
+  const char *n = harness_name(other_reader ? "stale2" : "stale");
+  shmx_server *s = mk(n, 3, 0);
+  CHECK(s);
+  shmx_client *c, *c2;
+  CHECK_OK(shmx_client_open(n, &c));
+  CHECK_OK(shmx_client_open(n, &c2));
+  shmx_frame p, f, q;
+  CHECK_OK(pub(s, 1, 64));
+  CHECK_OK(shmx_client_latest(c, &p)); /* frame 1, held */
+  CHECK_OK(pub(s, 2, 64));
+  CHECK_OK(shmx_client_latest(c, &f)); /* frame 2, held too */
+  CHECK_OK(pub(s, 3, 64));             /* the one free slot */
+  CHECK_OK(pub(s, 4, 64));             /* forced: the oldest, frame 1's */
+  CHECK(!shmx_frame_valid(c, &p));
+  CHECK(shmx_frame_valid(c, &f));
+  if (other_reader) CHECK_OK(shmx_client_latest(c2, &q)); /* frame 4 */
+  CHECK_OK(pub(s, 5, 64)); /* frame 3's slot: not pinned */
+  CHECK_OK(pub(s, 6, 64)); /* forced again */
+  if (!other_reader) {
+    /* frame 4's slot was pinned only by the stale pin of frame 1 */
+    CHECK(shmx_frame_valid(c, &f));
+  } else {
+    /* frame 4 is held by a reader that took it: the oldest goes */
+    CHECK(shmx_frame_valid(c2, &q));
+    CHECK(!shmx_frame_valid(c, &f));
+    shmx_frame_release(c2, &q);
+  }
+  uint64_t v;
+  memcpy(&v, f.streams[0].data, 8);
+  if (shmx_frame_valid(c, &f)) CHECK_EQ(v, 2); /* and its bytes are frame 2's */
+  shmx_frame_release(c, &p);
+  shmx_frame_release(c, &f);
+  shmx_client_close(c);
+  shmx_client_close(c2);
+  shmx_server_destroy(s);
+}
+
+TEST(stale_pin_slot_overwritten_first) {
+  stale_pin_case(0);
+  stale_pin_case(1);
+}
+
 int main(void) {
   RUN(roundtrip);
   RUN(stream_copy_exact);
   RUN(large_appends_every_byte);
   RUN(publish_given_id);
   RUN(oldest_unpinned_is_overwritten);
+  RUN(stale_pin_slot_overwritten_first);
   RUN(append_errors);
   RUN(next_in_order_and_drops);
   RUN(prefaulted_publish);
