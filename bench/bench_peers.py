@@ -14,6 +14,11 @@ message) and counts sequence gaps as drops.
   throughput   the producer sends flat out for --seconds; received/s, drops
                (gaps the consumer saw), torn
 
+A shmx reader checks Frame.valid after reading, as correct code does: a
+frame the producer had to overwrite while it was held (every other slot was
+pinned too) reads False and is counted as expired, not torn; torn counts
+inconsistent messages that no library flagged.
+
 Cases (peer/variant):
   shmx/spin       this package: spin on Client.frame_seq, latest_frame().raw()
   shmx/wait       this package: Client.wait_frame() (futex wake-up)
@@ -122,14 +127,14 @@ class Shmx:
                     continue
                 now = mono()
                 last = f.frame_id
-                if not on_msg(f.raw("payload"), now):
+                if not on_msg(f.raw("payload"), now, None, f):
                     return
         elif self.variant == "wait":
             while True:
                 f = c.wait_frame(1.0)
                 if f is None:
                     continue
-                if not on_msg(f.raw("payload"), mono()):
+                if not on_msg(f.raw("payload"), mono(), None, f):
                     return
         else:  # dict, as 1.0.1 code does it
             get = c.get_latest_frame
@@ -143,7 +148,8 @@ class Shmx:
                     continue
                 now = mono()
                 last = fid
-                if not on_msg(f["payload"]["data"], now):
+                # ours keeps the Frame in the metadata (1.0.1 returned copies)
+                if not on_msg(f["payload"]["data"], now, None, f["__metadata__"].get("frame")):
                     return
 
     def sub_close(self):
@@ -546,13 +552,19 @@ def role_sub(a):
     else:
         ad.sub_open()
     size = a.size
-    st = {"lat": [], "recv": 0, "drops": 0, "torn": 0, "stale": 0, "first": 0, "last_t": 0, "last": 0,
+    st = {"lat": [], "recv": 0, "drops": 0, "torn": 0, "stale": 0, "expired": 0, "first": 0,
+          "last_t": 0, "last": 0,
           "ready": False}
     lat = st["lat"]
 
-    def on_msg(buf, now, tail_at=None):
+    def on_msg(buf, now, tail_at=None, frame=None):
         stamp, seq = unpack_from("QQ", buf, 0)
         tail = unpack_from("Q", buf, size - 8 if tail_at is None else tail_at)[0]
+        if frame is not None and not frame.valid:
+            # shmx overwrote a frame this reader held because every other
+            # slot was pinned too, and says so: what correct code checks
+            st["expired"] += 1
+            return True
         if seq == 0:
             if not st["ready"]:
                 st["ready"] = True
@@ -577,7 +589,7 @@ def role_sub(a):
             lat.append(now - stamp)
         return True
     ad.sub_run(on_msg)
-    out = {k: st[k] for k in ("recv", "drops", "torn", "stale", "last")}
+    out = {k: st[k] for k in ("recv", "drops", "torn", "stale", "expired", "last")}
     if a.mode == "latency":
         out["lat"] = pct(lat)
     else:
@@ -872,6 +884,13 @@ def report(results, errors, sizes, cases, modes, a, versions, took):
                 cell += " %5.2fx" % statistics.median(ratios) if ratios else "       "
                 line += " | %-31s" % cell
             print(line)
+    flagged = [(c, sz, m, sum(r.get("expired", 0) for r in rs))
+               for (c, sz, m), rs in sorted(results.items())]
+    flagged = [x for x in flagged if x[3]]
+    if flagged:
+        print("\nframes overwritten while held and flagged (Frame.valid False; not torn):")
+        for c, sz, m, n in flagged:
+            print("  %-15s %-7s %-10s %d" % (c, size_label(sz), m, n))
     if errors:
         print("\nnot measured:")
         seen = set()
