@@ -202,10 +202,12 @@ int shmx__stamp_tsc(void);
  * ending with a store fence. For large copies into memory that is probably
  * not cached; see copy.c. */
 void shmx__copy_stream(void *dst, const void *src, size_t n);
-/* Appends of at least this many bytes into a slot idle for SHMX__COLD_NS
- * use shmx__copy_stream. */
+/* Appends of at least this many bytes into a slot idle for SHMX__COLD_NS,
+ * or with SHMX__COLD_BYTES of other frames written since, use
+ * shmx__copy_stream. */
 #define SHMX__STREAM_MIN ((uint64_t)256 * 1024)
 #define SHMX__COLD_NS ((uint64_t)1000 * 1000)
+#define SHMX__COLD_BYTES ((uint64_t)8 * 1024 * 1024)
 /* SHMX_COPY=cached|stream in the environment forces one way (benchmarks). */
 enum { SHMX__COPY_AUTO, SHMX__COPY_CACHED, SHMX__COPY_STREAM };
 int shmx__copy_mode(void);

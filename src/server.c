@@ -45,9 +45,13 @@ struct shmx_server {
   uint8_t *msgbuf;
   uint64_t msgbuf_cap;
   uint32_t poll_rr;
-  /* When each slot was last written (stamp clock; 0 = not since create):
-   * a large append into a slot idle for SHMX__COLD_NS streams (copy.c). */
-  uint64_t *slot_used_ns;
+  /* When each slot was last written (stamp clock; 0 = not since create)
+   * and how many bytes all frames had carried by then (`carried` counts
+   * every published frame's bytes): a large append into a slot idle for
+   * SHMX__COLD_NS, or with SHMX__COLD_BYTES written elsewhere since,
+   * streams (copy.c). */
+  uint64_t *slot_used_ns, *slot_used_at;
+  uint64_t carried;
   /* Slots overwritten while pinned, and the pin words they had then
    * (slots x pin_words): while a slot's pins are all from then, its holders
    * already have an invalidated frame, and it is the next to overwrite. */
@@ -250,12 +254,13 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   srv->age_next = calloc(g.slots, sizeof *srv->age_next);
   srv->age_prev = calloc(g.slots, sizeof *srv->age_prev);
   srv->slot_used_ns = calloc(g.slots, sizeof *srv->slot_used_ns);
+  srv->slot_used_at = calloc(g.slots, sizeof *srv->slot_used_at);
   srv->forced = calloc(g.slots, 1);
   srv->forced_pins = calloc((size_t)g.slots * g.pin_words, sizeof *srv->forced_pins);
   srv->msgbuf_cap = g.ring_bytes * 4;
   srv->msgbuf = malloc((size_t)srv->msgbuf_cap);
   if (!srv->cur_streams || !srv->msgbuf || !srv->age_next ||
-      !srv->age_prev || !srv->slot_used_ns || !srv->forced || !srv->forced_pins) {
+      !srv->age_prev || !srv->slot_used_ns || !srv->slot_used_at || !srv->forced || !srv->forced_pins) {
     rc = shmx__err(SHMX_E_ENOMEM, "server");
     goto fail;
   }
@@ -365,6 +370,7 @@ fail:
   free(srv->age_next);
   free(srv->age_prev);
   free(srv->slot_used_ns);
+  free(srv->slot_used_at);
   free(srv->forced);
   free(srv->forced_pins);
   free(srv->msgbuf);
@@ -390,6 +396,7 @@ void shmx_server_destroy(shmx_server *srv) {
   free(srv->age_next);
   free(srv->age_prev);
   free(srv->slot_used_ns);
+  free(srv->slot_used_at);
   free(srv->forced);
   free(srv->forced_pins);
   free(srv->msgbuf);
@@ -568,7 +575,8 @@ static bool slot_is_cold(const shmx_server *srv) {
   if (mode != SHMX__COPY_AUTO) return mode == SHMX__COPY_STREAM;
   if (srv->seg.g.flags & SHMX_CREATE_CRC32C) return false;
   uint64_t used = srv->slot_used_ns[srv->cur];
-  return !used || shmx__stamp_ns() > used + SHMX__COLD_NS;
+  return !used || srv->carried - srv->slot_used_at[srv->cur] > SHMX__COLD_BYTES ||
+         shmx__stamp_ns() > used + SHMX__COLD_NS;
 }
 
 int shmx_server_append(shmx_server *srv, uint32_t stream_id, const void *data,
@@ -637,6 +645,8 @@ SHMX__ALWAYS_INLINE static inline int publish(shmx_server *srv, uint64_t fid, do
   if (now < srv->last_stamp) now = srv->last_stamp;
   srv->last_stamp = now;
   srv->slot_used_ns[srv->cur] = now;
+  srv->carried += srv->pos;
+  srv->slot_used_at[srv->cur] = srv->carried;
   SHMX__ST(d->frame_id, fid);
   shmx__st_f64(&d->sim_time, sim_time);
   SHMX__ST(d->publish_ns, now);
