@@ -59,6 +59,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+# shared with bench_python.py (stdlib only, so every venv can import it)
+from bench_python import clean_env, ensure_old_venv, pct  # noqa: E402
 KIB, MIB = 1024, 1024 * 1024
 END = (1 << 63) - 1            # sequence number of the end marker
 PEER_PKGS = ["iceoryx2==0.10.0", "pyzmq==27.3.0", "eclipse-zenoh==1.10.2",
@@ -600,26 +603,9 @@ def role_sub(a):
     return 0
 
 
-def pct(samples):
-    s = sorted(samples)
-    n = len(s)
-    if n == 0:
-        return None
-
-    def q(p):
-        return s[min(n - 1, int(p * n))]
-    return {"p50": q(0.50), "p99": q(0.99), "p999": q(0.999), "n": n}
-
-
 # ---------------------------------------------------------------------------
 # orchestration
 # ---------------------------------------------------------------------------
-
-def clean_env():
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    return env
-
 
 def ensure_peers_venv(venv):
     py = os.path.join(venv, "bin", "python")
@@ -777,8 +763,6 @@ def main():
         return 2
     pys, why = {"ours": sys.executable}, {}
     if any(venv_of(c) == "old" for c in cases):
-        sys.path.insert(0, HERE)
-        from bench_python import ensure_old_venv
         pys["old"], w = ensure_old_venv(a.venv_old)
         if w:
             why["shmx101"] = w
