@@ -8,7 +8,8 @@
  * the copy itself. Streaming (non-temporal) stores write whole lines without
  * reading them. They lose when the destination is still cached, so the
  * producer uses them only for large copies into a slot it has not touched
- * for SHMX__COLD_NS (server.c decides; measured in docs/benchmarks.md).
+ * for SHMX__COLD_NS, or with SHMX__COLD_BYTES of other frames written since
+ * (server.c decides; measured in docs/design.md and docs/benchmarks.md).
  *
  * Streaming stores are weakly ordered: shmx__copy_stream ends with a store
  * fence, so the release store that publishes the frame comes after them.
