@@ -61,14 +61,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 # shared with bench_python.py (stdlib only, so every venv can import it)
-from bench_python import clean_env, ensure_old_venv, pct  # noqa: E402
+from bench_python import clean_env, ensure_old_venv, pct, pin_cpu  # noqa: E402
 KIB, MIB = 1024, 1024 * 1024
 END = (1 << 63) - 1            # sequence number of the end marker
 PEER_PKGS = ["iceoryx2==0.10.0", "pyzmq==27.3.0", "eclipse-zenoh==1.10.2",
              "eclipse-ecal==6.1.1"]
 CASES = ["shmx/spin", "shmx/wait", "shmx/dict", "shmx101/dict", "shm/seqlock", "shm/fifo",
          "iceoryx2/spin", "iceoryx2/event", "zmq/ipc", "ecal/callback", "zenoh/shm"]
-SIZES = [64, 64 * KIB, MIB, 8 * MIB]
 pack_into, unpack_from = struct.pack_into, struct.unpack_from
 mono = time.monotonic_ns
 
@@ -85,14 +84,20 @@ def interval_ns(size):
 
 
 # ---------------------------------------------------------------------------
-# Adapters: pub_open/pub_send/pub_close and sub_open/sub_run/sub_close.
-# sub_run(on_msg, stop) calls on_msg(buf, now) for each message until on_msg
-# returns False; buf is anything struct.unpack_from reads.
+# Adapters: pub_open/pub_send/pub_close and sub_open/sub_run/sub_close;
+# optional pub_warm (warm-up sends) and pub_info (a string the consumer gets
+# as `info`). sub_run(on_msg) calls on_msg(buf, now[, tail_at[, frame]]) for
+# each message until on_msg returns False; buf is anything
+# struct.unpack_from reads (tail_at: where the tail is in it, if not at
+# size - 8; frame: a shmx Frame whose `valid` to check after reading).
 # ---------------------------------------------------------------------------
 
-class Shmx:
-    def __init__(self, variant, name, size):
-        self.variant, self.name, self.size = variant, name, size
+class Adapter:
+    def __init__(self, variant, name, size, info):
+        self.variant, self.name, self.size, self.info = variant, name, size, info
+
+
+class Shmx(Adapter):
 
     def pub_open(self):
         import shmx
@@ -119,7 +124,7 @@ class Shmx:
         assert self.c.open(self.name)
 
     def sub_run(self, on_msg):
-        c, size = self.c, self.size
+        c = self.c
         if self.variant == "spin":
             last = 0
             while True:
@@ -159,12 +164,12 @@ class Shmx:
         self.c.close()
 
 
-class Shm:
+class Shm(Adapter):
     """multiprocessing.shared_memory: the stdlib floor. Header line: u64 seq
     counter at 0 (seqlock: odd while writing); message at 64."""
-    def __init__(self, variant, name, size):
-        self.variant, self.name, self.size = variant, name, size
-        self.fifo = os.path.join(tempfile.gettempdir(), name + ".fifo")
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.fifo = os.path.join(tempfile.gettempdir(), self.name + ".fifo")
 
     def _attach(self, create):
         from multiprocessing import shared_memory, resource_tracker
@@ -245,15 +250,11 @@ class Shm:
             os.close(self.fd)
 
 
-class Iceoryx2:
-    def __init__(self, variant, name, size):
-        self.variant, self.name, self.size = variant, name, size
-
+class Iceoryx2(Adapter):
     def _service(self):
         import ctypes
         import iceoryx2 as iox2
         iox2.set_log_level_from_env_or(iox2.LogLevel.Fatal)
-        self.iox2 = iox2
         self.node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
         sname = iox2.ServiceName.new("bench/" + self.name)
         self.svc = (self.node.service_builder(sname)
@@ -266,15 +267,13 @@ class Iceoryx2:
         import ctypes
         self._service()
         self.pub = self.svc.publisher_builder().initial_max_slice_len(self.size).create()
-        self.memmove = ctypes.memmove
-        self.ctypes = ctypes
+        self.memmove, self.c_bytes = ctypes.memmove, ctypes.c_char * self.size
         if self.variant == "event":
             self.notifier = self.evt.notifier_builder().create()
 
     def pub_send(self, msg):
         s = self.pub.loan_slice_uninit(self.size)
-        src = (self.ctypes.c_char * self.size).from_buffer(msg)
-        self.memmove(s.payload_ptr, src, self.size)
+        self.memmove(s.payload_ptr, self.c_bytes.from_buffer(msg), self.size)
         s.assume_init().send()
         if self.variant == "event":
             self.notifier.notify()
@@ -310,10 +309,10 @@ class Iceoryx2:
         pass
 
 
-class Zmq:
-    def __init__(self, variant, name, size):
-        self.variant, self.name, self.size = variant, name, size
-        self.ep = "ipc://" + os.path.join(tempfile.gettempdir(), name + ".zmq")
+class Zmq(Adapter):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.ep = "ipc://" + os.path.join(tempfile.gettempdir(), self.name + ".zmq")
 
     def pub_open(self):
         import zmq
@@ -353,18 +352,12 @@ class Zmq:
         self.ctx.term()
 
 
-class Ecal:
-    def __init__(self, variant, name, size):
-        self.variant, self.name, self.size = variant, name, size
-
+class Ecal(Adapter):
     def pub_open(self):
         import ecal.nanobind_core as e
         e.initialize("bench_pub")
         self.e = e
         self.pub = e.Publisher(self.name)
-
-    def matched(self):
-        return self.pub.get_subscriber_count() > 0
 
     def pub_send(self, msg):
         self.pub.send(bytes(msg))   # the binding takes bytes only
@@ -394,10 +387,10 @@ class Ecal:
         self.e.finalize()
 
 
-class Zenoh:
-    def __init__(self, variant, name, size):
-        self.variant, self.name, self.size = variant, name, size
-        self.key = "bench/" + name
+class Zenoh(Adapter):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.key = "bench/" + self.name
 
     def _open(self, role, port):
         import zenoh
@@ -431,8 +424,8 @@ class Zenoh:
     def pub_close(self):
         self.session.close()
 
-    def sub_open(self, info):
-        self._open("sub", int(info))
+    def sub_open(self):
+        self._open("sub", int(self.info))   # the publisher's port
         self.sub = self.session.declare_subscriber(self.key)
 
     def sub_run(self, on_msg):
@@ -451,23 +444,14 @@ ADAPTERS = {"shmx": Shmx, "shmx101": Shmx, "shm": Shm, "iceoryx2": Iceoryx2, "zm
             "ecal": Ecal, "zenoh": Zenoh}
 
 
-def adapter(case, name, size):
+def adapter(case, name, size, info="-"):
     peer, variant = case.split("/")
-    return ADAPTERS[peer](variant, name, size)
+    return ADAPTERS[peer](variant, name, size, info)
 
 
 # ---------------------------------------------------------------------------
 # child roles
 # ---------------------------------------------------------------------------
-
-def pin(idx):
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) >= 2:
-            os.sched_setaffinity(0, {cpus[idx % len(cpus)]})
-    except (AttributeError, OSError):
-        pass
-
 
 def stdin_line(timeout):
     r, _, _ = select.select([sys.stdin], [], [], timeout)
@@ -493,7 +477,7 @@ def role_pub(a):
     then end markers until told the consumer is done."""
     protocol_out()
     if a.pin:
-        pin(0)
+        pin_cpu(0)
     ad = adapter(a.case, a.name, a.size)
     ad.pub_open()
     info = ad.pub_info() if hasattr(ad, "pub_info") else "-"
@@ -548,12 +532,9 @@ def role_pub(a):
 def role_sub(a):
     protocol_out()
     if a.pin:
-        pin(1)
-    ad = adapter(a.case, a.name, a.size)
-    if a.case.startswith("zenoh/"):
-        ad.sub_open(a.info)
-    else:
-        ad.sub_open()
+        pin_cpu(1)
+    ad = adapter(a.case, a.name, a.size, a.info)
+    ad.sub_open()
     size = a.size
     st = {"lat": [], "recv": 0, "drops": 0, "torn": 0, "stale": 0, "expired": 0, "first": 0,
           "last_t": 0, "last": 0,
@@ -826,15 +807,15 @@ def report(results, errors, sizes, cases, modes, a, versions, took):
     print("\nbench_peers: %d round(s), %s, %s; %s; %.0f s" % (
         a.rounds, "producer pinned to cpu0, consumer to cpu1" if a.pin else "not pinned",
         "load %.2f" % os.getloadavg()[0], ", ".join("%s %s" % kv for kv in versions.items()), took))
-    base_of = {"latency": "shmx/spin", "throughput": "shmx/spin"}
+    base = "shmx/spin"       # the ratios' reference, in both modes
     for mode in modes:
         print()
         if mode == "latency":
             print("latency, us (median over rounds of each round's p50 / p99 / p99.9); "
-                  "x = case p50 / %s p50 per round, median" % base_of[mode])
+                  "x = case p50 / %s p50 per round, median" % base)
         else:
             print("throughput, messages/s received (median over rounds); drops and torn summed; "
-                  "x = %s rate / case rate per round, median" % base_of[mode])
+                  "x = %s rate / case rate per round, median" % base)
         head = "%-15s" % "case"
         for size in sizes:
             head += " | %-31s" % size_label(size)
@@ -847,20 +828,20 @@ def report(results, errors, sizes, cases, modes, a, versions, took):
                     e = errors.get((case, size, mode))
                     line += " | %-31s" % ("n/a" if e else "-")
                     continue
-                base = {r["round"]: r for r in results.get((base_of[mode], size, mode), [])}
+                by_round = {r["round"]: r for r in results.get((base, size, mode), [])}
                 ratios = []
                 if mode == "latency":
                     p = [statistics.median(r["lat"][k] for r in rs if r.get("lat")) / 1e3
                          for k in ("p50", "p99", "p999")]
                     for r in rs:
-                        b = base.get(r["round"])
+                        b = by_round.get(r["round"])
                         if b and b.get("lat") and r.get("lat"):
                             ratios.append(r["lat"]["p50"] / b["lat"]["p50"])
                     cell = "%7.1f %7.1f %7.1f" % tuple(p)
                 else:
                     rate = statistics.median(r["rate"] for r in rs)
                     for r in rs:
-                        b = base.get(r["round"])
+                        b = by_round.get(r["round"])
                         if b and r["rate"] > 0:
                             ratios.append(b["rate"] / r["rate"])
                     cell = "%8.0f d%-6s t%-3s" % (rate, short(sum(r["drops"] for r in rs)),
