@@ -54,11 +54,7 @@ void shmx__copy_stream(void *dst, const void *src, size_t n) {
 #endif
 
 int shmx__copy_mode(void) {
-  static int mode = -1; /* benign race: every thread computes the same value */
-  if (mode < 0) {
-    const char *e = getenv("SHMX_COPY");
-    mode = !e ? SHMX__COPY_AUTO : !strcmp(e, "cached") ? SHMX__COPY_CACHED
-         : !strcmp(e, "stream") ? SHMX__COPY_STREAM : SHMX__COPY_AUTO;
-  }
-  return mode;
+  const char *e = getenv("SHMX_COPY");
+  return !e ? SHMX__COPY_AUTO : !strcmp(e, "cached") ? SHMX__COPY_CACHED
+       : !strcmp(e, "stream") ? SHMX__COPY_STREAM : SHMX__COPY_AUTO;
 }

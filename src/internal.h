@@ -208,7 +208,8 @@ void shmx__copy_stream(void *dst, const void *src, size_t n);
 #define SHMX__STREAM_MIN ((uint64_t)256 * 1024)
 #define SHMX__COLD_NS ((uint64_t)1000 * 1000)
 #define SHMX__COLD_BYTES ((uint64_t)8 * 1024 * 1024)
-/* SHMX_COPY=cached|stream in the environment forces one way (benchmarks). */
+/* SHMX_COPY=cached|stream in the environment forces one way (benchmarks);
+ * read by each producer when it creates its channel. */
 enum { SHMX__COPY_AUTO, SHMX__COPY_CACHED, SHMX__COPY_STREAM };
 int shmx__copy_mode(void);
 

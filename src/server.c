@@ -52,6 +52,7 @@ struct shmx_server {
    * streams (copy.c). */
   uint64_t *slot_used_ns, *slot_used_at;
   uint64_t carried;
+  int copy_mode; /* SHMX__COPY_*, from the environment at create */
   /* Slots overwritten while pinned, and the pin words they had then
    * (slots x pin_words): while a slot's pins are all from then, its holders
    * already have an invalidated frame, and it is the next to overwrite. */
@@ -253,6 +254,7 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
   srv->cur_streams = calloc(g.max_tlv, sizeof *srv->cur_streams);
   srv->age_next = calloc(g.slots, sizeof *srv->age_next);
   srv->age_prev = calloc(g.slots, sizeof *srv->age_prev);
+  srv->copy_mode = shmx__copy_mode();
   srv->slot_used_ns = calloc(g.slots, sizeof *srv->slot_used_ns);
   srv->slot_used_at = calloc(g.slots, sizeof *srv->slot_used_at);
   srv->forced = calloc(g.slots, 1);
@@ -571,8 +573,7 @@ static int put_record(shmx_server *srv, uint32_t stream_id, uint64_t bytes,
 /* Stream the copy into the slot being written? Yes if it is probably out of
  * this core's caches, unless a checksum is about to read the bytes back. */
 static bool slot_is_cold(const shmx_server *srv) {
-  int mode = shmx__copy_mode();
-  if (mode != SHMX__COPY_AUTO) return mode == SHMX__COPY_STREAM;
+  if (srv->copy_mode != SHMX__COPY_AUTO) return srv->copy_mode == SHMX__COPY_STREAM;
   if (srv->seg.g.flags & SHMX_CREATE_CRC32C) return false;
   uint64_t used = srv->slot_used_ns[srv->cur];
   return !used || srv->carried - srv->slot_used_at[srv->cur] > SHMX__COLD_BYTES ||
