@@ -14,6 +14,7 @@
  * watch is on the inode.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <time.h>
 #include <stdio.h>
@@ -58,6 +59,11 @@ int shmx__notify_drain(int fd) {
       if (ev->mask & ~(uint32_t)IN_MODIFY) got = 2;
       p += (ssize_t)sizeof *ev + ev->len;
     }
+    /* A read returns every queued event that fits; room left for the
+     * largest one means the queue was empty: no second read (a system call
+     * per arm) to learn so. A ring after this read leaves the fd readable,
+     * as it would after the second read. */
+    if ((size_t)n + sizeof(struct inotify_event) + NAME_MAX + 1 <= sizeof buf) return got;
   }
   return got;
 }
