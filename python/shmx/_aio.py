@@ -36,46 +36,90 @@ def _deadline(loop, timeout, what):
 class _Sleeper:
     """Sleeps a coroutine on one client's event fd in one loop.
 
+    The loop's readiness callback arms on the coroutine's behalf: arm()
+    drains the fd and says whether a frame is there, and only then (or with
+    the error arm() raised) is the coroutine woken. A readiness that brings
+    nothing (another reader's ring, a close elsewhere) costs one arm() and
+    no task switch, and since the callback drains, the level-triggered fd
+    is not reported again before the coroutine runs.
+
     The fd stays registered with the loop between awaits (frames() makes
-    many), and is dropped when it turns readable while nobody awaits: the
-    fd is level-triggered and only arm() drains it."""
+    many), and is dropped when it turns readable while nobody awaits. One
+    timer per sleeper (not one per await) re-arms a sleeper at least every
+    _SLICE seconds and ends a sleep at its deadline."""
 
     def __init__(self, client, loop):
         self.client, self.loop = client, loop
         self.fd = client.fileno()
         self.fut = None
+        self.deadline = None
+        self.timer = None
+        self.due = 0.0
         self.watching = False
 
-    def _wake(self):
-        if self.fut is None:  # nobody waits: stop watching until someone does
+    def _poke(self):
+        """The fd is readable, or a slice ended: arm, and wake the sleeper
+        if a frame is there or arm() raised."""
+        fut = self.fut
+        if fut is None:  # nobody waits: stop watching until someone does
             self.stop()
-        elif not self.fut.done():
-            self.fut.set_result(None)
+            return
+        if fut.done():
+            return
+        try:
+            if self.client.arm():
+                fut.set_result(True)
+        except Exception as e:  # ClosedError, ProducerDeadError, NotOpenError, ...
+            fut.set_exception(e)
+
+    def _tick(self):
+        self.timer = None
+        fut = self.fut
+        if fut is None or fut.done():
+            return  # not asleep: the next sleep schedules a timer
+        self._poke()  # arm() heartbeats, and sees a frame a ring did not bring
+        if fut.done():
+            return
+        if self.deadline is not None and self.due >= self.deadline:
+            fut.set_result(False)  # the timer that just ran was the deadline's
+        else:
+            self._schedule()
+
+    def _schedule(self):
+        when = self.loop.time() + _SLICE
+        if self.deadline is not None and self.deadline < when:
+            when = self.deadline
+        if self.timer is not None:
+            if self.timer.when() <= when:
+                return
+            self.timer.cancel()
+        self.due = when
+        self.timer = self.loop.call_at(when, self._tick)
 
     def stop(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.watching:
             self.watching = False
             self.loop.remove_reader(self.fd)
 
     async def ready(self, deadline):
         """True once arm() says a frame is there, False at the deadline."""
-        while not self.client.arm():  # raises ClosedError, ProducerDeadError, ...
-            wait = _SLICE
-            if deadline is not None:
-                wait = min(wait, deadline - self.loop.time())
-                if wait <= 0:
-                    return False
-            if not self.watching:
-                self.loop.add_reader(self.fd, self._wake)
-                self.watching = True
-            self.fut = self.loop.create_future()
-            timer = self.loop.call_later(wait, self._wake)
-            try:
-                await self.fut
-            finally:
-                timer.cancel()
-                self.fut = None
-        return True
+        if self.client.arm():  # raises ClosedError, ProducerDeadError, ...
+            return True
+        if deadline is not None and self.loop.time() >= deadline:
+            return False
+        if not self.watching:
+            self.loop.add_reader(self.fd, self._poke)
+            self.watching = True
+        self.deadline = deadline
+        self.fut = self.loop.create_future()
+        self._schedule()
+        try:
+            return await self.fut
+        finally:
+            self.fut = None
 
 
 async def _await_ready(client, timeout, what):

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 import shmx
-from shmxtest import chan, spawn, readline, finish, wait_until  # noqa: F401
+from shmxtest import chan, spawn, readline, finish, wait_until, SHM_DIR  # noqa: F401
 
 SPECS = [shmx.create_stream_spec(1, "v", shmx.DT_U64, 1, 8)]
 
@@ -195,6 +195,60 @@ def test_cancellation_loses_nothing(chan):
         return published
 
     assert asyncio.run(main()) > 100
+    c.close()
+    srv.destroy()
+
+
+def test_readiness_without_a_frame_wakes_no_coroutine(chan, monkeypatch):
+    """The loop's readiness callback arms for the sleeping coroutine: a ring
+    with no frame behind it (here a pwrite at the bell by someone who may
+    write the segment, as another reader's ring would be) is drained in the
+    callback and the coroutine's future stays pending; the one timer a
+    sleeper keeps re-arms it every slice (heartbeats move); a publish wakes
+    it."""
+    from shmx import _aio
+    monkeypatch.setattr(_aio, "_SLICE", 0.05)
+    name = chan("aios")
+    srv = shmx.Server(name, streams=SPECS, slots=8)
+    c = shmx.Client(name)
+    fd = c.fileno()
+    seg = os.open(os.path.join(SHM_DIR, "shmx." + name), os.O_WRONLY)
+
+    def heartbeat():
+        return [r for r in srv.snapshot_readers() if r["in_use"]][0]["heartbeat"]
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        sleeper = _aio._Sleeper(c, loop)
+        task = asyncio.create_task(sleeper.ready(None))
+        for _ in range(1000):  # until it sleeps: armed, with a future
+            await asyncio.sleep(0)
+            if sleeper.fut is not None and srv.get_header_info()["fd_armed"]:
+                break
+        fut = sleeper.fut
+        assert fut is not None and not fut.done()
+        for _ in range(20):
+            os.pwrite(seg, b"\0", 384)  # the bell: readable, no frame
+            for _ in range(1000):
+                await asyncio.sleep(0)
+                if not select.select([fd], [], [], 0)[0]:
+                    break  # drained by the callback
+            assert not select.select([fd], [], [], 0)[0]
+            assert sleeper.fut is fut and not fut.done() and not task.done()
+        hb = heartbeat()
+        await asyncio.wait_for(loop.run_in_executor(None, wait_until,
+                                                    lambda: heartbeat() > hb), 5)
+        assert sleeper.fut is fut and not task.done()  # re-armed, still asleep
+        publish(srv, 1)
+        assert await asyncio.wait_for(task, 5) is True
+        assert c.latest_frame().frame_id == 1
+        sleeper.stop()
+        assert not loop.remove_reader(fd)
+
+    try:
+        asyncio.run(main())
+    finally:
+        os.close(seg)
     c.close()
     srv.destroy()
 
