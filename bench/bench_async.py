@@ -5,16 +5,20 @@ A producer process (with --pin: pinned to cpu0, the reader to cpu1) stamps time.
 pipe message) every 2 ms; the reader sleeps between frames and records
 (time it holds the frame) - (stamp). Cases, interleaved over rounds in one
 run:
-  pipe_asyncio      floor: asyncio loop.add_reader on a pipe, os.read
-  shmx_async        await client.wait_frame_async() (event fd + asyncio)
+  pipe_asyncio_cb   lower bound: a loop.add_reader callback on a pipe reads
+                    the message and stamps it (no coroutine involved)
+  pipe_asyncio      floor: the same callback completes a future that a
+                    coroutine awaits; stamped in the coroutine
+  shmx_async        await client.wait_frame_async(timeout=10) (event fd + asyncio)
   shmx_frames       async for frame in client.frames()
   pipe_blocking     floor: os.read blocking on a pipe (GIL released)
   shmx_wait         client.wait_frame() (futex, GIL released)
-Prints p50/p99/p99.9 in us and each shmx case's ratio to its floor.
+Prints p50/p99/p99.9 in us, the reader's CPU time per frame, and each shmx
+case's ratio to its floor (per round, then the median over rounds).
 
   shmx_epoll        select.epoll on client.fileno(), arm(), latest_frame()
 
-Usage: python bench/bench_async.py [--quick] [--rounds N] [--pin]
+Usage: python bench/bench_async.py [--quick] [--rounds N] [--pin] [--cases A,B]
 """
 import argparse
 import asyncio
@@ -85,6 +89,7 @@ def run_case(mode, count):
         p.stdin.write("go\n")
         p.stdin.flush()
         mono = time.monotonic_ns
+        cpu0 = time.process_time_ns()
 
         def stamp_of(f):
             return struct.unpack_from("Q", memoryview(f["t"]))[0]
@@ -122,23 +127,41 @@ def run_case(mode, count):
                 loop = asyncio.get_running_loop()
                 if mode == "shmx_async":
                     while True:
-                        f = await asyncio.wait_for(c.wait_frame_async(), 10)
+                        f = await c.wait_frame_async(timeout=10)
                         if not take(mono(), stamp_of(f)):
                             return
                 if mode == "shmx_frames":
                     async for f in c.frames():
                         if not take(mono(), stamp_of(f)):
                             return
-                q = asyncio.Queue()
-                loop.add_reader(rfd, lambda: q.put_nowait((mono(), os.read(rfd, 8))))
+                # The pipe floors: the loop's reader callback reads the
+                # message and completes a future the coroutine awaits;
+                # pipe_asyncio stamps when the coroutine has it (as the
+                # shmx cases do), pipe_asyncio_cb already in the callback.
+                in_cb = mode == "pipe_asyncio_cb"
+                got = []
+                fut = None
+
+                def on_readable():
+                    got.append((mono() if in_cb else 0, os.read(rfd, 8)))
+                    if fut is not None and not fut.done():
+                        fut.set_result(None)
+
+                loop.add_reader(rfd, on_readable)
                 try:
                     while True:
-                        now, b = await asyncio.wait_for(q.get(), 10)
-                        if not take(now, struct.unpack("Q", b)[0]):
+                        if not got:
+                            fut = loop.create_future()
+                            timer = loop.call_later(10, fut.cancel)
+                            await fut
+                            timer.cancel()
+                        now, b = got.pop(0)
+                        if not take(now or mono(), struct.unpack("Q", b)[0]):
                             return
                 finally:
                     loop.remove_reader(rfd)
             asyncio.run(main())
+        cpu = (time.process_time_ns() - cpu0) / max(1, len(out))
         if c is not None:
             c.close()
         p.stdin.write("done\n")
@@ -150,7 +173,7 @@ def run_case(mode, count):
         if p.poll() is None:
             p.kill()
             p.wait()
-    return out
+    return out, cpu
 
 
 def pct(v):
@@ -167,30 +190,47 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pin", action="store_true")
+    ap.add_argument("--cases", help="comma-separated subset of the cases")
     a = ap.parse_args()
     if a.pin:
         os.environ["SHMX_BENCH_PIN"] = "1"  # the producer children read it
         global PIN
         PIN = True
     count = 100 if a.quick else 1000
-    modes = ["pipe_asyncio", "shmx_async", "shmx_frames", "pipe_blocking", "shmx_wait", "shmx_epoll"]
+    modes = ["pipe_asyncio_cb", "pipe_asyncio", "shmx_async", "shmx_frames", "pipe_blocking",
+             "shmx_wait", "shmx_epoll"]
+    if a.cases:
+        unknown = set(a.cases.split(",")) - set(modes)
+        if unknown:
+            ap.error("unknown case(s): %s" % ", ".join(sorted(unknown)))
+        modes = [m for m in modes if m in a.cases.split(",")]
     samples = {m: [] for m in modes}
+    rounds = {m: [] for m in modes}  # per round: (p50, p99, cpu per frame)
     for _ in range(1 if a.quick else a.rounds):
         for m in modes:
-            samples[m] += run_case(m, count)
+            out, cpu = run_case(m, count)
+            samples[m] += out
+            p50, p99, _ = pct(out)
+            rounds[m].append((p50, p99, cpu))
     st = {m: pct(samples[m]) for m in modes}
-    print("one-way wake-up latency of a sleeping Python reader, 64 B every 2 ms, us")
-    print("%-15s %9s %9s %9s  %s" % ("case", "p50", "p99", "p99.9", "vs floor (p50, p99)"))
+    med = lambda v: sorted(v)[len(v) // 2]
+    print("one-way wake-up latency of a sleeping Python reader, 64 B every 2 ms, us;")
+    print("cpu = the reader's CPU time per frame, us; ratios: median over rounds of")
+    print("the round's p50 (p99) over its floor's in the same round")
+    print("%-16s %8s %8s %8s %7s  %s" % ("case", "p50", "p99", "p99.9", "cpu", "vs floor (p50, p99)"))
     floor = {"shmx_async": "pipe_asyncio", "shmx_frames": "pipe_asyncio",
              "shmx_wait": "pipe_blocking", "shmx_epoll": "pipe_blocking"}
     for m in modes:
         p50, p99, p999 = st[m]
+        cpu = med([r[2] for r in rounds[m]])
         extra = ""
-        if m in floor:
-            b = st[floor[m]]
-            extra = "%.2fx, %.2fx of %s" % (p50 / b[0], p99 / b[1], floor[m])
-        print("%-15s %9.1f %9.1f %9.1f  %s" % (m, p50 / 1e3, p99 / 1e3, p999 / 1e3, extra))
-
+        if m in floor and floor[m] in st:
+            b = rounds[floor[m]]
+            r50 = med([x[0] / y[0] for x, y in zip(rounds[m], b)])
+            r99 = med([x[1] / y[1] for x, y in zip(rounds[m], b)])
+            extra = "%.2fx, %.2fx of %s" % (r50, r99, floor[m])
+        print("%-16s %8.1f %8.1f %8.1f %7.1f  %s" % (m, p50 / 1e3, p99 / 1e3, p999 / 1e3,
+                                                   cpu / 1e3, extra))
 
 if __name__ == "__main__":
     main()
