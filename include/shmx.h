@@ -490,10 +490,11 @@ SHMX_API int shmx_client_wait(shmx_client *cl, shmx_frame *f,
  * instances exhausted), -ENOENT (no /proc). */
 SHMX_API int shmx_client_fd(shmx_client *cl);
 
-/* Drain the event fd and decide whether the caller may sleep on it. Returns
- * 1 if a frame newer than the last one this client returned is published
- * (read it; nothing was armed), 0 if there is none and the producer will
- * ring the fd at its next publish (sleep now), or SHMX_E_CLOSED, SHMX_E_DEAD,
+/* Decide whether the caller may sleep on the event fd. Returns 1 if a frame
+ * newer than the last one this client returned is published (read it;
+ * nothing was armed, and the fd was not drained: it may stay readable until
+ * the next call), 0 if there is none, the fd is drained and the producer
+ * will ring it at its next publish (sleep now), or SHMX_E_CLOSED, SHMX_E_DEAD,
  * SHMX_E_RESTARTED, SHMX_E_REAPED, SHMX_E_CORRUPT (truncated) as the read
  * calls would. Never loses a wake-up: a publish racing it either is seen by
  * its check or rings the fd. Heartbeats. Call it before every sleep. */

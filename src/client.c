@@ -794,14 +794,18 @@ int shmx_client_arm(shmx_client *cl) {
   if (!cl) return shmx__err(SHMX_E_ARG, "client is NULL");
   int rc = shmx_client_fd(cl);
   if (rc < 0) return rc;
-  /* Drain first: whatever rings from here on leaves the fd readable. */
-  int what = shmx__notify_drain(cl->ev_fd);
-  if (what < 0) return shmx__err(what, "channel '%s': event fd", cl->seg.name);
   /* the checks every read makes: truncated, reaped, heartbeat, schema */
   if ((rc = pre_read(cl, shmx__mono_coarse_ns())) < 0) return rc;
   struct shmx__hdr *h = shmx__hdr(&cl->seg);
-  /* Something to read already: say so without asking for a ring. */
+  /* Something to read already: say so without asking for a ring, and
+   * without draining (the fd may stay readable: the arm before the next
+   * sleep drains it, so a reader woken by a ring makes one read(2) per
+   * frame, not two). */
   if (atomic_load_explicit(&h->frame_seq, memory_order_acquire) > cl->last_id) return 1;
+  /* Drain before asking: whatever rings from here on leaves the fd
+   * readable. */
+  int what = shmx__notify_drain(cl->ev_fd);
+  if (what < 0) return shmx__err(what, "channel '%s': event fd", cl->seg.name);
   /* Ask for a ring, then re-check: this seq_cst RMW pairs with publish's
    * RMW on wake_word before it loads fd_armed (the futex protocol's Dekker
    * pair; design.md, "Event fds"). */

@@ -745,9 +745,10 @@ static PyMethodDef Client_methods[] = {
    "Owned by the client: do not read or close it. Raises VersionError if the "
    "producer predates event fds (format 2.0)."},
   {"arm", (PyCFunction)Client_arm, METH_NOARGS,
-   "arm() -> bool\n\nDrain the event fd; True if a frame newer than the last "
-   "one returned is there (read it now), False if not (sleep until fileno() "
-   "is readable: the producer rings it at its next publish). Raises "
+   "arm() -> bool\n\nTrue if a frame newer than the last one returned is "
+   "there (read it now; the event fd may stay readable until the next arm), "
+   "False if not: the fd is drained and the producer rings it at its next "
+   "publish (sleep until fileno() is readable). Raises "
    "ClosedError, ProducerDeadError, ProducerRestartedError, ReapedError "
    "like the reads. Call it before every sleep; never loses a wake-up."},
   {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},

@@ -37,11 +37,18 @@ class _Sleeper:
     """Sleeps a coroutine on one client's event fd in one loop.
 
     The loop's readiness callback arms on the coroutine's behalf: arm()
-    drains the fd and says whether a frame is there, and only then (or with
-    the error arm() raised) is the coroutine woken. A readiness that brings
-    nothing (another reader's ring, a close elsewhere) costs one arm() and
-    no task switch, and since the callback drains, the level-triggered fd
-    is not reported again before the coroutine runs.
+    says whether a frame is there, and only then (or with the error arm()
+    raised) is the coroutine woken. A readiness that brings nothing (another
+    reader's ring, a close elsewhere) costs one arm() and no task switch.
+
+    arm() drains the fd only when it finds nothing to read, so the fd that
+    woke us is still readable when the loop polls again before the
+    coroutine runs, and that poll queues one more callback, which runs
+    right after the coroutine's next arm() has drained the fd. So the first
+    callback after a drain of a registered fd is skipped. Skipping is always
+    safe: the fd is level-triggered and a skip drains nothing, so a ring
+    that is really there is reported again at the next poll (one loop
+    iteration later). A frame then costs one read(2) of the fd.
 
     The fd stays registered with the loop between awaits (frames() makes
     many), and is dropped when it turns readable while nobody awaits. One
@@ -56,6 +63,13 @@ class _Sleeper:
         self.timer = None
         self.due = 0.0
         self.watching = False
+        self.skip = False  # skip the next readiness (see the class doc)
+
+    def _on_readable(self):
+        if self.skip:
+            self.skip = False
+            return
+        self._poke()
 
     def _poke(self):
         """The fd is readable, or a slice ended: arm, and wake the sleeper
@@ -100,6 +114,7 @@ class _Sleeper:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        self.skip = False
         if self.watching:
             self.watching = False
             self.loop.remove_reader(self.fd)
@@ -108,10 +123,13 @@ class _Sleeper:
         """True once arm() says a frame is there, False at the deadline."""
         if self.client.arm():  # raises ClosedError, ProducerDeadError, ...
             return True
+        # arm() said 0, so it drained: a readiness the loop polled before
+        # that is stale (a fresh registration below has none)
+        self.skip = self.watching
         if deadline is not None and self.loop.time() >= deadline:
             return False
         if not self.watching:
-            self.loop.add_reader(self.fd, self._poke)
+            self.loop.add_reader(self.fd, self._on_readable)
             self.watching = True
         self.deadline = deadline
         self.fut = self.loop.create_future()

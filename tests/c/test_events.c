@@ -91,16 +91,20 @@ TEST(readiness_follows_arm) {
   CHECK(readable(fd, 0));           /* level: stays readable until arm */
   CHECK(readable(shmx_client_fd(other), 0)); /* one pwrite rings every fd */
   CHECK_EQ(shmx_client_arm(cl), 1);
-  CHECK(!readable(fd, 0));          /* arm drained it */
+  CHECK(readable(fd, 0));           /* a frame to read: no drain (the next arm's) */
   CHECK_OK(shmx_client_latest(cl, &f));
   CHECK_EQ(f.frame_id, 2u);
   shmx_frame_release(cl, &f);
-  CHECK_OK(pub(srv, 3));            /* nobody re-armed: no ring */
-  CHECK(!readable(fd, 20));
+  CHECK_OK(pub(srv, 3));            /* nobody re-armed: no ring requested */
+  CHECK_EQ(fd_armed(name), 0u);
   CHECK_EQ(shmx_client_arm(cl), 1); /* but arm sees frame 3 */
+  CHECK_EQ(fd_armed(name), 0u);
   CHECK_OK(shmx_client_latest(cl, &f));
   shmx_frame_release(cl, &f);
-  CHECK_EQ(shmx_client_arm(cl), 0);
+  CHECK_EQ(shmx_client_arm(cl), 0); /* nothing new: drain, then ask */
+  CHECK(!readable(fd, 0));          /* the stale ring is gone */
+  CHECK_EQ(fd_armed(name), 1u);
+  CHECK(!readable(fd, 20));
   shmx_client_close(cl);            /* an armed reader leaves: one ring, then none */
   CHECK_OK(pub(srv, 4));
   CHECK_EQ(fd_armed(name), 0u);

@@ -205,7 +205,7 @@ def test_readiness_without_a_frame_wakes_no_coroutine(chan, monkeypatch):
     write the segment, as another reader's ring would be) is drained in the
     callback and the coroutine's future stays pending; the one timer a
     sleeper keeps re-arms it every slice (heartbeats move); a publish wakes
-    it."""
+    it; a ring that the skip after a drain passes over still wakes it."""
     from shmx import _aio
     monkeypatch.setattr(_aio, "_SLICE", 0.05)
     name = chan("aios")
@@ -242,6 +242,29 @@ def test_readiness_without_a_frame_wakes_no_coroutine(chan, monkeypatch):
         publish(srv, 1)
         assert await asyncio.wait_for(task, 5) is True
         assert c.latest_frame().frame_id == 1
+
+        async def asleep():
+            t = asyncio.create_task(sleeper.ready(None))
+            for _ in range(1000):
+                await asyncio.sleep(0)
+                if sleeper.fut is not None:
+                    return t
+            raise AssertionError("the sleeper never slept")
+
+        # A sleep that drains a registered fd skips the next readiness (the
+        # one the loop polled before the drain); with none pending, the
+        # ring it skips is reported again and still wakes the sleeper.
+        t = await asleep()
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        assert sleeper.watching
+        t = await asleep()
+        assert sleeper.skip  # nothing stale is queued: the ring gets skipped once
+        publish(srv, 2)
+        assert await asyncio.wait_for(t, 5) is True
+        assert not sleeper.skip
+        assert c.latest_frame().frame_id == 2
         sleeper.stop()
         assert not loop.remove_reader(fd)
 
