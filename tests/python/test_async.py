@@ -258,12 +258,12 @@ def test_readiness_without_a_frame_wakes_no_coroutine(chan, monkeypatch):
         t.cancel()
         with pytest.raises(asyncio.CancelledError):
             await t
-        assert sleeper.watching
+        assert sleeper.watch.registered
         t = await asleep()
-        assert sleeper.skip  # nothing stale is queued: the ring gets skipped once
+        assert sleeper.watch.skip  # nothing stale is queued: the ring gets skipped once
         publish(srv, 2)
         assert await asyncio.wait_for(t, 5) is True
-        assert not sleeper.skip
+        assert not sleeper.watch.skip
         assert c.latest_frame().frame_id == 2
         sleeper.stop()
         assert not loop.remove_reader(fd)
@@ -272,6 +272,86 @@ def test_readiness_without_a_frame_wakes_no_coroutine(chan, monkeypatch):
         asyncio.run(main())
     finally:
         os.close(seg)
+    c.close()
+    srv.destroy()
+
+
+def test_coroutines_sharing_a_client_share_its_fd(chan, monkeypatch):
+    """Several coroutines of one loop sleeping on one Client share one
+    registration of its fd (a loop has one reader callback per fd): every
+    one of them is woken by the ring, not by its re-arm timer (set here far
+    beyond the test's timeouts); a wait_frame_async() inside an async-for
+    over frames() of the same client does not take frames()'s wake-ups away;
+    a client reopened while a coroutine sleeps on its old connection gets
+    a fresh registration."""
+    from shmx import _aio
+    monkeypatch.setattr(_aio, "_SLICE", 60.0)
+    name = chan("aiosh")
+    srv = shmx.Server(name, streams=SPECS, slots=8)
+    c = shmx.Client(name)
+
+    async def until(pred):
+        for _ in range(10000):
+            if pred():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("timed out waiting for a state")
+
+    def pending():
+        return sum(len(w.pending) for w in _aio._watches.get(c, {}).values())
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for round_ in range(1, 6):  # gather of waits: all woken by one ring
+            tasks = [asyncio.create_task(c.wait_frame_async(timeout=10)) for _ in range(3)]
+            await until(lambda: pending() == 3)
+            assert len(_aio._watches[c]) == 1
+            publish(srv, round_)
+            frames = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+            assert [f.frame_id for f in frames] == [round_] * 3
+            assert c not in _aio._watches  # the last holder let go
+        got = []
+
+        async def follow():
+            async for f in c.frames(in_order=True):
+                got.append(f.frame_id)
+                if f.frame_id == 5 + 6:
+                    return
+
+        fl = asyncio.create_task(follow())
+        for k in range(6, 12):
+            await until(lambda: pending() == 1)  # frames() asleep
+            if k % 2:  # a second sleeper on the same client, then gone again
+                w = asyncio.create_task(c.wait_frame_async(timeout=10))
+                await until(lambda: pending() == 2)
+                publish(srv, k)
+                assert (await asyncio.wait_for(w, 5)).frame_id == k
+            else:
+                publish(srv, k)
+            await until(lambda: got and got[-1] == k)
+        await asyncio.wait_for(fl, 5)
+        assert got == list(range(6, 12))
+        assert c not in _aio._watches and not loop.remove_reader(c.fileno())
+        # Reopened while a coroutine still sleeps on the old connection
+        # (same fd number, new reader): a new sleeper gets a new registration
+        # and the ring reaches it; the old sleeper lives on its timer.
+        monkeypatch.setattr(_aio, "_SLICE", 0.1)
+        a = asyncio.create_task(c.wait_frame_async(timeout=0.5))
+        await until(lambda: pending() == 1)
+        old = next(iter(_aio._watches[c].values()))
+        c.close()
+        c.open(name)
+        assert c.latest_frame().frame_id == 11  # caught up: the next await sleeps
+        b = asyncio.create_task(c.wait_frame_async(timeout=10))
+        await until(lambda: old.retired and pending() == 1)
+        new = next(iter(_aio._watches[c].values()))
+        assert new is not old and new.registered and not old.registered
+        publish(srv, 12)
+        assert (await asyncio.wait_for(b, 5)).frame_id == 12
+        assert await asyncio.wait_for(a, 5) is None  # b took frame 12 first
+        assert c not in _aio._watches and not loop.remove_reader(c.fileno())
+
+    asyncio.run(main())
     c.close()
     srv.destroy()
 
