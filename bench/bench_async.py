@@ -13,10 +13,9 @@ run:
   shmx_frames       async for frame in client.frames()
   pipe_blocking     floor: os.read blocking on a pipe (GIL released)
   shmx_wait         client.wait_frame() (futex, GIL released)
+  shmx_epoll        select.epoll on client.fileno(), arm(), latest_frame()
 Prints p50/p99/p99.9 in us, the reader's CPU time per frame, and each shmx
 case's ratio to its floor (per round, then the median over rounds).
-
-  shmx_epoll        select.epoll on client.fileno(), arm(), latest_frame()
 
 Usage: python bench/bench_async.py [--quick] [--rounds N] [--pin] [--cases A,B]
 """
@@ -231,6 +230,7 @@ def main():
             extra = "%.2fx, %.2fx of %s" % (r50, r99, floor[m])
         print("%-16s %8.1f %8.1f %8.1f %7.1f  %s" % (m, p50 / 1e3, p99 / 1e3, p999 / 1e3,
                                                    cpu / 1e3, extra))
+
 
 if __name__ == "__main__":
     main()
