@@ -98,9 +98,17 @@ void shmx__reg_release(const shmx__seg *s, uint32_t slot, uint64_t id,
 int shmx__reg_alive(const shmx__seg *s, uint32_t slot) {
   struct shmx__reader *r = shmx__rdr(s, slot);
   /* Until the claimer records its identity (state CLAIMING/ACTIVE) the
-   * slot's lock byte is the previous owner's: say "unknown". */
-  if (atomic_load_explicit(&r->state, memory_order_acquire) == SHMX__RD_FREE)
-    return -1;
+   * slot's lock_byte is the previous owner's. A claimer holds one of the
+   * slot's lock bytes from before its CAS on owner until it lets go, so if
+   * owner is set and no byte of the slot is locked, it died between its CAS
+   * and its state store (a few instructions, but a SIGKILL lands there too);
+   * any byte held (by it, or by a reaped reader that lives on): unknown. */
+  if (atomic_load_explicit(&r->state, memory_order_acquire) == SHMX__RD_FREE) {
+    if (s->lock_fd < 0 || atomic_load(&r->owner) == 0) return -1;
+    for (uint32_t k = 0; k < SHMX__LOCK_BYTES; k++)
+      if (shmx__byte_locked(s->lock_fd, shmx__reg_lock_off(s, slot, k)) != 0) return -1;
+    return 0;
+  }
   if (s->lock_fd >= 0) {
     uint32_t k = atomic_load(&r->lock_byte);
     if (k >= SHMX__LOCK_BYTES) return -1; /* scribbled */

@@ -334,11 +334,68 @@ TEST(reader_dies_mid_release) {
   }
 }
 
+/* A claimer killed between its CAS on owner and its state store leaves
+ * owner set, state FREE and the previous occupant's lock_byte: the reaper
+ * takes it for dead when no lock byte of the slot is held (variant 0), and
+ * for unknown while one is (variant 1: a live claimer holds its byte). The
+ * round above lands a SIGKILL in that window now and then; this makes the
+ * window by hand. */
+TEST(reader_dies_mid_claim) {
+  for (int variant = 0; variant < 2; variant++) {
+    g_name = rel_name("midclaim");
+    shmx_server_config cfg;
+    rel_config(&cfg, 0, 1);
+    shmx_server *srv = NULL;
+    CHECK_OK(shmx_server_create(g_name, &cfg, &srv));
+    char path[160];
+    snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, g_name);
+    int fd = open(path, O_RDWR);
+    struct shmx__hdr h;
+    CHECK(fd >= 0 && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h);
+    uint8_t *seg = mmap(NULL, (size_t)h.readers_off + SHMX__READER_STRIDE,
+                        PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    CHECK(seg != MAP_FAILED);
+    int lfd = -1;
+    if (variant == 1) { /* the claimer lives: it holds lock identity 3 */
+      snprintf(path, sizeof path, "/dev/shm/.%s%s.lock", SHMX_SEGMENT_PREFIX, g_name);
+      lfd = open(path, O_RDWR);
+      CHECK(lfd >= 0);
+      struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1};
+      fl.l_start = (off_t)(SHMX__RLOCK_BASE +
+                           (h.session_id & 0x3FFFFFFFu) * SHMX__RLOCK_SPAN + 3);
+      CHECK_EQ(fcntl(lfd, F_OFD_SETLK, &fl), 0);
+    }
+    struct shmx__reader *r = (struct shmx__reader *)(void *)(seg + h.readers_off);
+    CHECK_EQ(atomic_load(&r->state), (uint32_t)SHMX__RD_FREE);
+    atomic_store(&r->owner, 777); /* the CAS happened, nothing after it */
+    int reaped = shmx_server_reap(srv, 0, 0);
+    shmx_client *cl = NULL;
+    int rc = shmx_client_open(g_name, &cl);
+    printf("# variant %d: reap -> %d, open -> %s\n", variant, reaped, shmx_err_name(rc));
+    if (variant == 0) {
+      CHECK_EQ(reaped, 1);
+      CHECK_OK(rc); /* the one reader slot is free again */
+    } else {
+      CHECK_EQ(reaped, 0);
+      CHECK_EQ(rc, SHMX_E_FULL);
+      CHECK_EQ(atomic_load(&r->owner), 777u);
+      close(lfd); /* the claimer dies after all: now it is reaped */
+      CHECK_EQ(shmx_server_reap(srv, 0, 0), 1);
+      CHECK_OK(shmx_client_open(g_name, &cl));
+    }
+    shmx_client_close(cl);
+    munmap(seg, (size_t)h.readers_off + SHMX__READER_STRIDE);
+    shmx_server_destroy(srv);
+  }
+}
+
 int main(void) {
   SH = rel_shared(sizeof *SH);
   (void)rel_seed();
   RUN(reader_sigkill_matrix);
   RUN(reader_dies_mid_release);
+  RUN(reader_dies_mid_claim);
   rel_cleanup_all();
   return harness_done();
 }
