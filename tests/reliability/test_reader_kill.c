@@ -287,6 +287,23 @@ static int idle_reader(void *arg) {
   for (;;) pause();
 }
 
+/* Reader slot 0 of channel `name`, mapped read-write as another process
+ * would see it (NULL on failure); *h gets the header, *len the mapping's
+ * length: munmap((uint8_t *)r - h->readers_off, *len) undoes it. */
+static struct shmx__reader *map_reader0(const char *name, struct shmx__hdr *h, size_t *len) {
+  char path[160];
+  snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, name);
+  int fd = open(path, O_RDWR);
+  if (fd < 0) return NULL;
+  uint8_t *seg = MAP_FAILED;
+  if (pread(fd, h, sizeof *h, 0) == (ssize_t)sizeof *h) {
+    *len = (size_t)h->readers_off + SHMX__READER_STRIDE;
+    seg = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  close(fd);
+  return seg == MAP_FAILED ? NULL : (struct shmx__reader *)(void *)(seg + h->readers_off);
+}
+
 TEST(reader_dies_mid_release) {
   for (int variant = 0; variant < 2; variant++) {
     memset(SH, 0, sizeof *SH);
@@ -302,19 +319,13 @@ TEST(reader_dies_mid_release) {
       HARNESS_FAIL("reader did not attach");
       return;
     }
-    char path[160];
-    snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, g_name);
-    int fd = open(path, O_RDWR);
     struct shmx__hdr h;
-    CHECK(fd >= 0 && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h);
-    uint8_t *seg = mmap(NULL, (size_t)h.readers_off + SHMX__READER_STRIDE,
-                        PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    CHECK(seg != MAP_FAILED);
-    struct shmx__reader *r = (struct shmx__reader *)(void *)(seg + h.readers_off);
+    size_t len = 0;
+    struct shmx__reader *r = map_reader0(g_name, &h, &len);
+    CHECK(r != NULL);
     atomic_store(&r->owner, UINT64_MAX); /* SHMX__REAPING: release began */
     if (variant == 1) atomic_store(&r->state, SHMX__RD_FREE);
-    munmap(seg, (size_t)h.readers_off + SHMX__READER_STRIDE);
+    munmap((uint8_t *)r - h.readers_off, len);
     rel_kill_reap(kid);
     shmx_reader_info ri[1];
     (void)shmx_server_readers(srv, ri, 1);
@@ -347,17 +358,13 @@ TEST(reader_dies_mid_claim) {
     rel_config(&cfg, 0, 1);
     shmx_server *srv = NULL;
     CHECK_OK(shmx_server_create(g_name, &cfg, &srv));
-    char path[160];
-    snprintf(path, sizeof path, "/dev/shm/%s%s", SHMX_SEGMENT_PREFIX, g_name);
-    int fd = open(path, O_RDWR);
     struct shmx__hdr h;
-    CHECK(fd >= 0 && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h);
-    uint8_t *seg = mmap(NULL, (size_t)h.readers_off + SHMX__READER_STRIDE,
-                        PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    CHECK(seg != MAP_FAILED);
+    size_t len = 0;
+    struct shmx__reader *r = map_reader0(g_name, &h, &len);
+    CHECK(r != NULL);
     int lfd = -1;
     if (variant == 1) { /* the claimer lives: it holds lock identity 3 */
+      char path[160];
       snprintf(path, sizeof path, "/dev/shm/.%s%s.lock", SHMX_SEGMENT_PREFIX, g_name);
       lfd = open(path, O_RDWR);
       CHECK(lfd >= 0);
@@ -366,7 +373,6 @@ TEST(reader_dies_mid_claim) {
                            (h.session_id & 0x3FFFFFFFu) * SHMX__RLOCK_SPAN + 3);
       CHECK_EQ(fcntl(lfd, F_OFD_SETLK, &fl), 0);
     }
-    struct shmx__reader *r = (struct shmx__reader *)(void *)(seg + h.readers_off);
     CHECK_EQ(atomic_load(&r->state), (uint32_t)SHMX__RD_FREE);
     atomic_store(&r->owner, 777); /* the CAS happened, nothing after it */
     int reaped = shmx_server_reap(srv, 0, 0);
@@ -385,7 +391,7 @@ TEST(reader_dies_mid_claim) {
       CHECK_OK(shmx_client_open(g_name, &cl));
     }
     shmx_client_close(cl);
-    munmap(seg, (size_t)h.readers_off + SHMX__READER_STRIDE);
+    munmap((uint8_t *)r - h.readers_off, len);
     shmx_server_destroy(srv);
   }
 }
