@@ -106,7 +106,6 @@ class _Watch:
         if not self.registered:
             self.loop.add_reader(self.fd, self._on_readable)
             self.registered = True
-            self.skip = False
 
     def unregister(self):
         self.skip = False
