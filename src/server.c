@@ -213,6 +213,26 @@ static void release_name(shmx_server *srv) {
   srv->seg.lock_fd = -1;
 }
 
+/* Everything a server holds, given back (create's failure path and
+ * destroy): the guard, the mapping (total bytes, if made), the wake handle,
+ * the segment descriptor (which releases the owner lock) and the memory. */
+static void server_free(shmx_server *srv, uint64_t total) {
+  shmx__guard_del(srv->seg.guard_ctl);
+  if (srv->base) shmx__unmap(srv->base, total);
+  shmx__wake_close(srv->seg.wake);
+  shmx__close(srv->seg.fd);
+  shmx__schema_free(&srv->schema);
+  free(srv->cur_streams);
+  free(srv->age_next);
+  free(srv->age_prev);
+  free(srv->slot_used_ns);
+  free(srv->slot_used_at);
+  free(srv->forced);
+  free(srv->forced_pins);
+  free(srv->msgbuf);
+  free(srv);
+}
+
 int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
                        shmx_server **out) {
   int rc;
@@ -363,20 +383,7 @@ int shmx_server_create(const char *name, const shmx_server_config *cfg_in,
 fail_unlink:
   release_name(srv);
 fail:
-  shmx__guard_del(srv->seg.guard_ctl);
-  if (srv->base) shmx__unmap(srv->base, g.total);
-  shmx__wake_close(srv->seg.wake);
-  shmx__close(srv->seg.fd);
-  shmx__schema_free(&srv->schema);
-  free(srv->cur_streams);
-  free(srv->age_next);
-  free(srv->age_prev);
-  free(srv->slot_used_ns);
-  free(srv->slot_used_at);
-  free(srv->forced);
-  free(srv->forced_pins);
-  free(srv->msgbuf);
-  free(srv);
+  server_free(srv, g.total);
   return rc;
 }
 
@@ -389,20 +396,7 @@ void shmx_server_destroy(shmx_server *srv) {
   shmx__futex_wake(srv->seg.wake, &h->wake_word, waiting(h));
   shmx__notify_ring(srv->seg.fd, SHMX__BELL_OFF); /* after state: see arm */
   release_name(srv);
-  shmx__guard_del(srv->seg.guard_ctl);
-  shmx__unmap(srv->base, srv->seg.g.total);
-  shmx__wake_close(srv->seg.wake);
-  shmx__close(srv->seg.fd); /* releases the owner lock */
-  shmx__schema_free(&srv->schema);
-  free(srv->cur_streams);
-  free(srv->age_next);
-  free(srv->age_prev);
-  free(srv->slot_used_ns);
-  free(srv->slot_used_at);
-  free(srv->forced);
-  free(srv->forced_pins);
-  free(srv->msgbuf);
-  free(srv);
+  server_free(srv, srv->seg.g.total);
 }
 
 /* Reap readers whose process died; rate-limited unless force. Slow path. */
